@@ -1,0 +1,34 @@
+# Two entry points: `make run` (the seed's model on the embedded defaults) and `make test`.
+# Both build .venv on first use; nothing else needs to be installed beyond python3 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	@mkdir -p .runs
+	cd .runs && ../$(BIN)/python ../examples/running_in_parallel/hello_local.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/chain.py
+
+clean:
+	rm -rf $(VENV) .runs .pytest_cache .mypy_cache .ruff_cache .hypothesis

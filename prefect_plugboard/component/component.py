@@ -1,0 +1,268 @@
+"""`Component`: the base class of every long-lived, stateful node of a graph."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+import inspect
+import logging
+import re
+import typing as _t
+
+from prefect_plugboard.component.io import IO
+from prefect_plugboard.exceptions import ValidationError
+from prefect_plugboard.schemas.connector import ENTITY_PATTERN
+from prefect_plugboard.schemas.resource import Resource
+from prefect_plugboard.schemas.status import Status
+
+
+__all__ = ["Component", "RunStats"]
+
+_NAME = re.compile(rf"^{ENTITY_PATTERN}$")
+
+
+@dataclass
+class RunStats:
+    """Figures about one component's run.
+
+    Attributes:
+        steps: How many times `step()` ran.
+        messages_in: Input values consumed from channels (initial values not counted).
+        messages_out: Values sent on connectors.
+        busy_seconds: Time spent outside waits for input or for room downstream.
+        waiting_seconds: Time spent waiting for input or for room downstream.
+    """
+
+    steps: int = 0
+    messages_in: int = 0
+    messages_out: int = 0
+    busy_seconds: float = 0.0
+    waiting_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Returns the figures as a plain dict."""
+        return asdict(self)
+
+
+class Component:
+    """A long-lived, stateful node of a graph: it steps whenever new inputs arrive.
+
+    Subclasses declare their fields with a class attribute `io = IO(inputs=[...],
+    outputs=[...])`, read inputs and set outputs as attributes, and override the async hooks
+    `init()` (before the first step), `step()` and `destroy()` (after the last step, also after
+    a failure or a stop).
+
+    - A component with inputs steps once each time every input field has a new value.
+    - A source (no inputs) steps repeatedly until it calls `await self.io.close()`.
+    - After every step every output is sent with its current value (`None` until first set)
+      on every connector leaving it.
+    - When an input's stream ends, the component finishes and ends its own outputs.
+
+    Example:
+        ```python
+        class Scale(Component):
+            io = IO(inputs=["x"], outputs=["y"])
+
+            def __init__(self, factor: float, **kwargs: Unpack[ComponentArgsDict]) -> None:
+                super().__init__(**kwargs)
+                self._factor = factor
+
+            async def step(self) -> None:
+                self.y = self.x * self._factor
+        ```
+
+    Args:
+        name: Unique name of the component in its process.
+        initial_values: Per input field, values consumed one per step before its channel is
+            read. An input inside a loop of the graph needs at least one.
+        parameters: Parameters for this component, merged over the process's parameters.
+        resources: Compute resources, replacing the class attribute `resources`.
+
+    Attributes:
+        io: This component's fields (declared on the class; each instance has its own copy).
+        exports: Names of attributes reported after a run (also from Ray workers).
+        resources: Compute resources the component needs (a class attribute is the default).
+        status: Where the component is in its lifecycle.
+    """
+
+    io: IO = IO()
+    exports: _t.ClassVar[list[str] | None] = None
+    resources: Resource = Resource()
+
+    name: str
+    status: Status
+    parameters: dict[str, _t.Any]
+    initial_values: dict[str, list[_t.Any]]
+
+    def __init_subclass__(cls, **kwargs: _t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        merged = IO()
+        for base in reversed(cls.__mro__):
+            declared = base.__dict__.get("io")
+            if declared is None:
+                continue
+            if not isinstance(declared, IO):
+                msg = (
+                    f"{cls.__qualname__}.io must be an IO(...) declaration, "
+                    f"got {type(declared).__name__}"
+                )
+                raise TypeError(msg)
+            merged = merged.merge(declared)
+        clashes = [n for n in (*merged.inputs, *merged.outputs) if n in _reserved_names()]
+        if clashes:
+            msg = (
+                f"{cls.__qualname__} declares fields {clashes} that clash with Component "
+                "attributes; rename them"
+            )
+            raise ValueError(msg)
+        cls.io = merged
+        declared_resources = cls.__dict__.get("resources")
+        if isinstance(declared_resources, Mapping):
+            cls.resources = Resource.model_validate(declared_resources)
+
+    def __new__(cls, *args: _t.Any, **kwargs: _t.Any) -> _t.Self:
+        """Creates the instance, keeping the constructor arguments for `export()`."""
+        self = super().__new__(cls)
+        self.__dict__["_constructor_args"] = (args, kwargs)
+        return self
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        initial_values: Mapping[str, Iterable[_t.Any]] | None = None,
+        parameters: Mapping[str, _t.Any] | None = None,
+        resources: Resource | Mapping[str, _t.Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            msg = (
+                f"{type(self).__name__} name {name!r} is invalid: use letters, digits, '_' and "
+                "'-', starting with a letter or '_'"
+            )
+            raise ValidationError([msg], subject=f"component {name!r}")
+        self.name = name
+        self.io = type(self).io.bind(self)
+        self.status = Status.CREATED
+        self.parameters = dict(parameters or {})
+        self.initial_values = {k: list(v) for k, v in (initial_values or {}).items()}
+        if resources is not None:
+            self.resources = Resource.model_validate(resources)
+        self._run_logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None
+        self._run_stats = RunStats()
+        self._declare_fields((*self.io.inputs, *self.io.outputs))
+        self._base_initialised = True
+
+    def _declare_fields(self, names: Iterable[str]) -> None:
+        state = self.__dict__
+        for field in names:
+            if field in _reserved_names():
+                msg = (
+                    f"field {field!r} of component {self.name!r} clashes with a Component attribute"
+                )
+                raise ValueError(msg)
+            state.setdefault(field, None)
+
+    if _t.TYPE_CHECKING:
+        # Fields are declared at run time, so type checkers are told that any attribute may
+        # exist. At run time an unknown attribute is an AttributeError, not a silent None.
+        def __getattr__(self, name: str) -> _t.Any: ...
+
+    # ----- lifecycle hooks ------------------------------------------------------------------
+
+    async def init(self) -> None:
+        """Prepares the component; runs once, before the first step, where the component runs."""
+
+    async def step(self) -> None:
+        """Does one step of work: read inputs as attributes, set outputs as attributes."""
+
+    async def destroy(self) -> None:
+        """Releases what the component holds; runs once after its last step, even on failure."""
+
+    # ----- introspection --------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The component's id: its name."""
+        return self.name
+
+    @property
+    def logger(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records go to this component's Prefect task run while it runs."""
+        run_logger = self._run_logger
+        if run_logger is not None:
+            return run_logger
+        return logging.getLogger(f"prefect_plugboard.component.{self.__dict__.get('name', '?')}")
+
+    @property
+    def run_stats(self) -> RunStats:
+        """Figures about the last run: steps, messages in and out, busy time."""
+        return self._run_stats
+
+    @property
+    def type_path(self) -> str:
+        """The import path of the component's class, e.g. `"hello_ray.Iterator"`."""
+        cls = type(self)
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    def dict(self) -> dict[str, _t.Any]:
+        """Returns the component's state: status, field values, exports and run figures."""
+        state = self.__dict__
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type_path,
+            "status": str(self.status),
+            "inputs": {f: state.get(f) for f in self.io.inputs},
+            "outputs": {f: state.get(f) for f in self.io.outputs},
+            "exports": {k: getattr(self, k, None) for k in (self.exports or [])},
+            "stats": self._run_stats.to_dict(),
+        }
+
+    def export(self) -> builtins.dict[str, _t.Any]:
+        """Returns `{"type": ..., "args": {...}}`: what rebuilds this component (YAML, workers).
+
+        Raises:
+            TypeError: The constructor took positional arguments that have no name.
+        """
+        args, kwargs = self.__dict__.get("_constructor_args", ((), {}))
+        try:
+            bound = inspect.signature(type(self).__init__).bind(self, *args, **kwargs)
+        except TypeError:
+            bound = None
+        exported: builtins.dict[str, _t.Any] = {}
+        if bound is not None:
+            for key, value in list(bound.arguments.items())[1:]:
+                param = bound.signature.parameters[key]
+                if param.kind is inspect.Parameter.VAR_KEYWORD:
+                    exported.update(value)
+                elif param.kind is inspect.Parameter.VAR_POSITIONAL:
+                    if value:
+                        msg = f"cannot export {self.type_path}: it takes *args"
+                        raise TypeError(msg)
+                else:
+                    exported[key] = value
+        else:
+            exported = dict(kwargs)
+        if isinstance(exported.get("resources"), Resource):
+            exported["resources"] = exported["resources"].model_dump(exclude_defaults=True)
+        return {"type": self.type_path, "args": exported}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.__dict__.get('name', '?')!r})"
+
+    def __getstate__(self) -> builtins.dict[str, _t.Any]:
+        state = self.__dict__.copy()
+        state["_run_logger"] = None  # bound to one task run; rebuilt where it runs
+        return state
+
+
+_RESERVED: frozenset[str] | None = None
+
+
+def _reserved_names() -> frozenset[str]:
+    global _RESERVED  # noqa: PLW0603 - computed once, after Component exists
+    if _RESERVED is None:
+        public = {n for n in dir(Component) if not n.startswith("_")}
+        _RESERVED = frozenset(public | {"name", "status", "parameters", "initial_values"})
+    return _RESERVED

@@ -1,0 +1,142 @@
+"""`IO`: the declaration of a component's input and output fields."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+import re
+import typing as _t
+
+from prefect_plugboard.schemas.connector import DESCRIPTOR_PATTERN
+
+
+if _t.TYPE_CHECKING:
+    from prefect_plugboard.component.component import Component
+
+
+__all__ = ["IO", "IOController"]
+
+_FIELD_NAME = re.compile(rf"^{DESCRIPTOR_PATTERN}$")
+
+
+_T = _t.TypeVar("_T")
+
+
+def _unique(items: Iterable[_T]) -> tuple[_T, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+class IO:
+    """Declares the fields a component reads and writes, and lets it end its output.
+
+    Declared on the component class (`io = IO(inputs=["x"], outputs=["y"])`) and merged along
+    the class hierarchy; every component instance gets its own copy as `self.io`.
+
+    Args:
+        inputs: Names of the input fields. The component steps once each time every input has
+            a new value, and reads them as attributes (`self.x`).
+        outputs: Names of the output fields, set as attributes (`self.y = ...`). After every
+            step each output is sent with its current value on every connector leaving it.
+        input_events: Reserved for event types the component handles.
+        output_events: Reserved for event types the component publishes.
+    """
+
+    __slots__ = ("_close_requested", "_owner", "input_events", "inputs", "output_events", "outputs")
+
+    def __init__(
+        self,
+        inputs: Iterable[str] | None = None,
+        outputs: Iterable[str] | None = None,
+        input_events: Iterable[type] | None = None,
+        output_events: Iterable[type] | None = None,
+    ) -> None:
+        self.inputs: tuple[str, ...] = _unique(inputs or ())
+        self.outputs: tuple[str, ...] = _unique(outputs or ())
+        self.input_events: tuple[type, ...] = _unique(input_events or ())
+        self.output_events: tuple[type, ...] = _unique(output_events or ())
+        for name in (*self.inputs, *self.outputs):
+            _check_field_name(name)
+        overlap = set(self.inputs) & set(self.outputs)
+        if overlap:
+            msg = f"fields {sorted(overlap)} are declared both as inputs and as outputs"
+            raise ValueError(msg)
+        self._owner: Component | None = None
+        self._close_requested = False
+
+    def __repr__(self) -> str:
+        return f"IO(inputs={list(self.inputs)!r}, outputs={list(self.outputs)!r})"
+
+    def __getstate__(self) -> dict[str, _t.Any]:
+        return {slot: getattr(self, slot) for slot in self.__slots__}
+
+    def __setstate__(self, state: dict[str, _t.Any]) -> None:
+        for slot, value in state.items():
+            setattr(self, slot, value)
+
+    def merge(self, other: IO) -> IO:
+        """Returns a new `IO` with this one's fields followed by `other`'s."""
+        return IO(
+            inputs=(*self.inputs, *other.inputs),
+            outputs=(*self.outputs, *other.outputs),
+            input_events=(*self.input_events, *other.input_events),
+            output_events=(*self.output_events, *other.output_events),
+        )
+
+    def bind(self, owner: Component) -> IO:
+        """Returns a copy of this declaration for one component instance."""
+        bound = IO(self.inputs, self.outputs, self.input_events, self.output_events)
+        bound._owner = owner
+        return bound
+
+    def add_inputs(self, *names: str) -> None:
+        """Adds input fields to this component instance, e.g. from a constructor argument.
+
+        Call it from `__init__`, after `super().__init__()`.
+        """
+        self._extend(names, "inputs")
+
+    def add_outputs(self, *names: str) -> None:
+        """Adds output fields to this component instance, e.g. from a constructor argument.
+
+        Call it from `__init__`, after `super().__init__()`.
+        """
+        self._extend(names, "outputs")
+
+    def _extend(self, names: tuple[str, ...], kind: _t.Literal["inputs", "outputs"]) -> None:
+        if self._owner is None:
+            msg = "fields can only be added to a component's own `self.io`, in its __init__"
+            raise TypeError(msg)
+        other = self.outputs if kind == "inputs" else self.inputs
+        for name in names:
+            _check_field_name(name)
+            if name in other:
+                msg = f"field {name!r} cannot be both an input and an output"
+                raise ValueError(msg)
+        setattr(self, kind, _unique((*getattr(self, kind), *names)))
+        self._owner._declare_fields(names)
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the component has closed its output (no more steps will follow)."""
+        return self._close_requested
+
+    async def close(self) -> None:
+        """Ends this component's output streams after the current step.
+
+        The outputs of the step that calls `close()` are not sent; every value sent before it
+        reaches its targets before they see the end of the stream. A source (a component
+        without inputs) must call it to finish.
+        """
+        self._close_requested = True
+
+
+IOController = IO
+"""Alias of `IO`, under the name plugboard uses."""
+
+
+def _check_field_name(name: str) -> None:
+    if not isinstance(name, str) or not _FIELD_NAME.match(name):
+        msg = (
+            f"{name!r} is not a valid field name: use letters, digits and '_', "
+            "starting with a letter or '_'"
+        )
+        raise ValueError(msg)

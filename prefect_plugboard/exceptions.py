@@ -1,0 +1,102 @@
+"""Exceptions raised by prefect-plugboard.
+
+Every exception the library raises on purpose derives from one root, so callers can catch
+`PlugboardError` to handle them all. Where a built-in exception fits the meaning, the class
+derives from it too (a `ValidationError` is a `ValueError`).
+
+```text
+PlugboardError
+├── ValidationError (ValueError)        the graph or its configuration is invalid; `.issues`
+├── ComponentError                      a component raised; `.component`; the cause is kept
+│   └── ComponentCrashedError           the worker running a component died
+├── ProcessStateError (RuntimeError)    a process method was called in the wrong state
+└── ChannelClosedError                  a channel was used after it was closed
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+__all__ = [
+    "ChannelClosedError",
+    "ComponentCrashedError",
+    "ComponentError",
+    "Issue",
+    "PlugboardError",
+    "ProcessStateError",
+    "ValidationError",
+]
+
+
+class PlugboardError(Exception):
+    """Root of every exception prefect-plugboard raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found while validating a process or its configuration.
+
+    Attributes:
+        message: What is wrong and, where it helps, what to do about it.
+        location: Where the problem is, e.g. `components[2].args.name` or `connectors[0]`.
+        source: The file (and line) the location refers to, when the graph came from a file.
+    """
+
+    message: str
+    location: str = ""
+    source: str = ""
+
+    def __str__(self) -> str:
+        where = self.location
+        if self.source:
+            where = f"{where} ({self.source})" if where else self.source
+        return f"{where}: {self.message}" if where else self.message
+
+
+class ValidationError(PlugboardError, ValueError):
+    """The process, its components or its configuration are invalid.
+
+    Raised before anything starts, with every problem found, not just the first.
+
+    Attributes:
+        issues: The problems found, each with its location.
+    """
+
+    def __init__(self, issues: Iterable[Issue | str], *, subject: str = "process") -> None:
+        self.issues: list[Issue] = [i if isinstance(i, Issue) else Issue(i) for i in issues]
+        self.subject = subject
+        count = len(self.issues)
+        noun = "problem" if count == 1 else "problems"
+        lines = "\n".join(f"  - {issue}" for issue in self.issues)
+        super().__init__(f"{count} {noun} in {subject}:\n{lines}")
+
+
+class ComponentError(PlugboardError):
+    """A component raised an exception while running.
+
+    The component's own exception is the `__cause__`, so `except` clauses and tracebacks see it.
+
+    Attributes:
+        component: The name of the component that failed.
+        component_type: The component's class name.
+    """
+
+    def __init__(self, component: str, component_type: str, message: str) -> None:
+        self.component = component
+        self.component_type = component_type
+        super().__init__(message)
+
+
+class ComponentCrashedError(ComponentError):
+    """The worker running a component died (killed, out of memory, node lost)."""
+
+
+class ProcessStateError(PlugboardError, RuntimeError):
+    """A process method was called when the process was in the wrong state."""
+
+
+class ChannelClosedError(PlugboardError):
+    """A message was sent on a channel after its sender closed it."""

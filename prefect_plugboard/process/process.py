@@ -1,0 +1,215 @@
+"""`Process`: a graph of components and connectors, run as one Prefect flow run."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+import asyncio
+from collections.abc import Coroutine, Iterable, Mapping
+import secrets
+import typing as _t
+from uuid import UUID
+
+from prefect import Flow
+from prefect.context import FlowRunContext
+from prefect.exceptions import TerminationSignal
+
+from prefect_plugboard.component.component import Component
+from prefect_plugboard.connector.connector import Connector
+from prefect_plugboard.exceptions import Issue, ProcessStateError, ValidationError
+from prefect_plugboard.process.validation import validate_graph
+from prefect_plugboard.schemas.status import Status
+
+
+if _t.TYPE_CHECKING:
+    from prefect.task_runners import TaskRunner
+
+
+__all__ = ["Process"]
+
+
+class Process(ABC):
+    """A graph of components connected by connectors, run as one Prefect flow run.
+
+    `run()` starts a flow run (or, when called inside a `@flow`, joins the caller's flow run)
+    in which every component is one long-lived task run, named after the component and
+    tagged with its class. The run ends when every component has finished; the first
+    component that raises stops all the others and fails the run.
+
+    Example:
+        ```python
+        async with LocalProcess(components=[...], connectors=[...]) as process:
+            await process.run()
+        ```
+
+    Args:
+        components: The components. Names must be unique.
+        connectors: The connections between the components' fields.
+        name: A name for the process; it also names the Prefect flow.
+        parameters: Parameters shared by every component, under each one's own `parameters`.
+
+    Attributes:
+        components: The components by name.
+        connectors: The connectors by id.
+        status: Where the process is in its lifecycle.
+        flow_run_id: The id of the Prefect flow run of the last `run()`.
+    """
+
+    flow_name_default: _t.ClassVar[str] = "plugboard-process"
+
+    def __init__(
+        self,
+        components: Iterable[Component],
+        connectors: Iterable[Connector],
+        name: str | None = None,
+        parameters: Mapping[str, _t.Any] | None = None,
+    ) -> None:
+        self._component_list: list[Component] = list(components)
+        self._connector_list: list[Connector] = list(connectors)
+        self.components: dict[str, Component] = {}
+        for component in self._component_list:
+            if isinstance(component, Component) and hasattr(component, "name"):
+                self.components.setdefault(component.name, component)
+        self.connectors: dict[str, Connector] = {}
+        for connector in self._connector_list:
+            if isinstance(connector, Connector):
+                self.connectors.setdefault(connector.id, connector)
+        self._named = name is not None
+        self.name: str = (
+            name if name is not None else f"{type(self).__name__}_{secrets.token_hex(4)}"
+        )
+        self.parameters: dict[str, _t.Any] = dict(parameters or {})
+        self.status = Status.CREATED
+        self.flow_run_id: UUID | None = None
+
+    @property
+    def id(self) -> str:
+        """The process's id: its name."""
+        return self.name
+
+    @property
+    def flow_name(self) -> str:
+        """The name of the Prefect flow a standalone `run()` creates."""
+        return self.name if self._named else self.flow_name_default
+
+    # ----- lifecycle ------------------------------------------------------------------------
+
+    async def init(self) -> None:
+        """Validates the graph and wires its channels; nothing runs yet.
+
+        Calling it again does nothing.
+
+        Raises:
+            ValidationError: The graph is invalid; every problem is listed.
+        """
+        if self.status is not Status.CREATED:
+            return
+        issues = validate_graph(self._component_list, self._connector_list)
+        issues += self._check_connectors()
+        if issues:
+            raise ValidationError(issues, subject=f"process {self.name!r}")
+        for component in self._component_list:
+            component.parameters = {**self.parameters, **component.parameters}
+        self._prepare()
+        self.status = Status.INIT
+
+    async def run(self) -> None:
+        """Runs every component until all have finished; one Prefect flow run.
+
+        Inside a `@flow`, the component task runs join the caller's flow run instead.
+        The process is initialised first if `init()` has not been called.
+
+        Raises:
+            ValidationError: The graph is invalid (nothing was started).
+            ComponentError: A component raised; its exception is the cause.
+            ProcessStateError: The process has already run.
+        """
+        if self.status is Status.CREATED:
+            await self.init()
+        elif self.status is not Status.INIT:
+            msg = (
+                f"process {self.name!r} is {self.status}; a process runs once, build a new one "
+                "to run the graph again"
+            )
+            raise ProcessStateError(msg)
+        self.status = Status.RUNNING
+        try:
+            if FlowRunContext.get() is not None:
+                await self._run_in_current_flow()
+            else:
+                await self._flow()()
+        except BaseException as exc:
+            self.status = Status.STOPPED if _is_cancellation(exc) else Status.FAILED
+            raise
+        self.status = Status.COMPLETED
+
+    async def destroy(self) -> None:
+        """Releases what the process holds. Safe to call more than once."""
+        await self._release()
+
+    async def __aenter__(self) -> _t.Self:
+        await self.init()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.destroy()
+
+    # ----- what subclasses provide ----------------------------------------------------------
+
+    @abstractmethod
+    def _prepare(self) -> None:
+        """Builds what the run needs (channels, runners) after validation."""
+
+    @abstractmethod
+    async def _run_components(self) -> None:
+        """Runs every component as a task run of the current flow run."""
+
+    def _check_connectors(self) -> list[Issue]:
+        """Returns problems with the connector kinds for this process type."""
+        return []
+
+    def _task_runner(self) -> TaskRunner[_t.Any] | None:
+        """The task runner of a standalone run's flow; `None` for Prefect's default."""
+        return None
+
+    async def _release(self) -> None:  # noqa: B027 - optional hook, nothing to release here
+        """Releases resources held by the process."""
+
+    # ----- helpers --------------------------------------------------------------------------
+
+    async def _run_in_current_flow(self) -> None:
+        context = FlowRunContext.get()
+        if context is not None and context.flow_run is not None:
+            self.flow_run_id = context.flow_run.id
+        await self._run_components()
+
+    def _flow(self) -> Flow[[], Coroutine[_t.Any, _t.Any, None]]:
+        async def run_process() -> None:
+            await self._run_in_current_flow()
+
+        return Flow(
+            fn=run_process,
+            name=self.flow_name,
+            description=f"Runs the plugboard process {self.name!r} ({type(self).__name__}).",
+            validate_parameters=False,
+            persist_result=False,
+            task_runner=self._task_runner(),
+        )
+
+    def dict(self) -> dict[str, _t.Any]:
+        """Returns the process's state: its status and every component's state."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": type(self).__name__,
+            "status": str(self.status),
+            "parameters": self.parameters,
+            "components": {name: c.dict() for name, c in self.components.items()},
+            "connectors": {cid: str(c.spec) for cid, c in self.connectors.items()},
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, components={list(self.components)!r})"
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    return isinstance(exc, asyncio.CancelledError | TerminationSignal | KeyboardInterrupt)

@@ -1,0 +1,257 @@
+"""Checks of a graph's structure, run before any component starts.
+
+Every problem is collected, so one error names them all: duplicate names, connectors naming
+unknown components or fields, unconnected inputs, loops without initial values.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+import difflib
+
+from prefect_plugboard.component.component import Component
+from prefect_plugboard.connector.connector import Connector
+from prefect_plugboard.exceptions import Issue
+from prefect_plugboard.schemas.connector import ConnectorMode, ConnectorSocket
+
+
+__all__ = ["find_cycles", "validate_graph"]
+
+
+def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _known(names: Sequence[str]) -> str:
+    return ", ".join(names) if names else "none"
+
+
+def validate_graph(components: Sequence[object], connectors: Sequence[object]) -> list[Issue]:
+    """Returns every structural problem of a graph; an empty list means it can run.
+
+    Args:
+        components: The components, in the order given to the process.
+        connectors: The connectors, in the order given to the process.
+
+    Returns:
+        The problems found, each located as `components[i]` or `connectors[j]`.
+    """
+    issues: list[Issue] = []
+    by_name: dict[str, Component] = {}
+    first_index: dict[str, int] = {}
+    for index, component in enumerate(components):
+        where = f"components[{index}]"
+        if not isinstance(component, Component):
+            issues.append(Issue(f"expected a Component, got {type(component).__name__}", where))
+            continue
+        if not component.__dict__.get("_base_initialised"):
+            issues.append(
+                Issue(
+                    f"{type(component).__name__}.__init__ did not call super().__init__(**kwargs)",
+                    where,
+                )
+            )
+            continue
+        name = component.name
+        if name in by_name:
+            issues.append(
+                Issue(
+                    f"duplicate component name {name!r} (also components[{first_index[name]}])",
+                    where,
+                )
+            )
+            continue
+        by_name[name] = component
+        first_index[name] = index
+        inputs = component.io.inputs
+        for field in component.initial_values:
+            if field not in inputs:
+                issues.append(
+                    Issue(
+                        f"component {name!r} has initial_values for {field!r}, which is not one "
+                        f"of its inputs ({_known(inputs)}).{_did_you_mean(field, inputs)}",
+                        f"{where}.initial_values",
+                    )
+                )
+
+    names = list(by_name)
+    connected: defaultdict[str, set[str]] = defaultdict(set)
+    seen_ids: dict[str, int] = {}
+    for index, connector in enumerate(connectors):
+        where = f"connectors[{index}]"
+        if not isinstance(connector, Connector):
+            issues.append(Issue(f"expected a Connector, got {type(connector).__name__}", where))
+            continue
+        spec = connector.spec
+        if spec.mode is ConnectorMode.PUBSUB:
+            continue  # event connectors are checked with the events
+        if spec.id in seen_ids:
+            issues.append(
+                Issue(f"duplicate connector {spec} (also connectors[{seen_ids[spec.id]}])", where)
+            )
+            continue
+        seen_ids[spec.id] = index
+        _check_socket(spec.source, "output", by_name, names, f"{where}.source", issues)
+        if _check_socket(spec.target, "input", by_name, names, f"{where}.target", issues):
+            connected[spec.target.entity].add(spec.target.descriptor)
+
+    for name, component in by_name.items():
+        missing = [f for f in component.io.inputs if f not in connected[name]]
+        if missing:
+            issues.append(
+                Issue(
+                    f"component {name!r} ({type(component).__name__}) has unconnected inputs: "
+                    f"{', '.join(missing)}; connect each to an output",
+                    f"components[{first_index[name]}]",
+                )
+            )
+
+    valid_connectors = [c for c in connectors if isinstance(c, Connector)]
+    for cycle in find_cycles(by_name, valid_connectors):
+        issues.append(
+            Issue(
+                "circular connection without initial values: "
+                f"{' -> '.join([*cycle, cycle[0]])}. Set initial_values on an input inside the "
+                "loop so that it can start",
+            )
+        )
+    return issues
+
+
+def _check_socket(
+    socket: ConnectorSocket,
+    kind: str,
+    by_name: dict[str, Component],
+    names: list[str],
+    where: str,
+    issues: list[Issue],
+) -> bool:
+    component = by_name.get(socket.entity)
+    if component is None:
+        issues.append(
+            Issue(
+                f"unknown component {socket.entity!r} in {socket.reference!r}; known components: "
+                f"{_known(names)}.{_did_you_mean(socket.entity, names)}",
+                where,
+            )
+        )
+        return False
+    fields = component.io.outputs if kind == "output" else component.io.inputs
+    if socket.descriptor not in fields:
+        other = component.io.inputs if kind == "output" else component.io.outputs
+        hint = (
+            f" ({socket.descriptor!r} is an {'input' if kind == 'output' else 'output'})"
+            if socket.descriptor in other
+            else _did_you_mean(socket.descriptor, fields)
+        )
+        issues.append(
+            Issue(
+                f"component {socket.entity!r} ({type(component).__name__}) has no {kind} "
+                f"{socket.descriptor!r}; its {kind}s: {_known(fields)}.{hint}",
+                where,
+            )
+        )
+        return False
+    return True
+
+
+def find_cycles(
+    components: dict[str, Component], connectors: Sequence[Connector]
+) -> list[list[str]]:
+    """Finds loops of the graph that no initial value can start.
+
+    An edge into an input with `initial_values` can always fire, so such edges are left out;
+    each strongly connected group of what remains (or a component feeding itself) is a loop
+    that would wait forever. One loop is reported per group.
+
+    Args:
+        components: The components by name.
+        connectors: The connectors.
+
+    Returns:
+        One loop per group, as the component names along it.
+    """
+    graph: dict[str, list[str]] = {name: [] for name in components}
+    for connector in connectors:
+        spec = connector.spec
+        source, target = spec.source.entity, spec.target.entity
+        if spec.mode is ConnectorMode.PUBSUB or source not in graph or target not in graph:
+            continue
+        if components[target].initial_values.get(spec.target.descriptor):
+            continue
+        if target not in graph[source]:
+            graph[source].append(target)
+    cycles: list[list[str]] = []
+    for group in _strongly_connected(graph):
+        if len(group) > 1 or group[0] in graph[group[0]]:
+            cycles.append(_cycle_within(graph, set(group), group[0]))
+    return cycles
+
+
+def _strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative; groups come out in graph order."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    groups: list[list[str]] = []
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, child = work.pop()
+            if child == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            successors = graph[node]
+            if child < len(successors):
+                work.append((node, child + 1))
+                succ = successors[child]
+                if succ not in index:
+                    work.append((succ, 0))
+                elif succ in on_stack:
+                    low[node] = min(low[node], index[succ])
+                continue
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                order = {n: i for i, n in enumerate(graph)}
+                groups.append(sorted(group, key=order.__getitem__))
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    groups.sort(key=lambda g: list(graph).index(g[0]))
+    return groups
+
+
+def _cycle_within(graph: dict[str, list[str]], group: set[str], start: str) -> list[str]:
+    """Returns a shortest loop from `start` back to itself inside `group` (breadth first)."""
+    parents: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for succ in graph[node]:
+                if succ not in group:
+                    continue
+                if succ == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(parents[path[-1]])
+                    return list(reversed(path))
+                if succ not in parents:
+                    parents[succ] = node
+                    following.append(succ)
+        frontier = following
+    return [start]

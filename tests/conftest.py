@@ -1,0 +1,24 @@
+"""Session-wide fixtures: one Prefect test API for the whole session."""
+
+from __future__ import annotations
+
+import os
+
+
+# Set before Prefect is imported anywhere: no telemetry from a machine without a network.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from collections.abc import Iterator  # noqa: E402
+
+from prefect.settings import PREFECT_API_URL  # noqa: E402
+from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """A Prefect API (temporary database, its own server) shared by the session; its URL."""
+    with prefect_test_harness(server_startup_timeout=60):
+        yield str(PREFECT_API_URL.value())

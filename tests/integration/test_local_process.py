@@ -1,0 +1,230 @@
+"""LocalProcess against a real Prefect API: flow runs, task runs, states and logs."""
+
+import csv
+import hashlib
+from pathlib import Path
+import threading
+import typing as _t
+
+from prefect import flow
+from prefect.client.orchestration import get_client
+import pytest
+
+from prefect_plugboard import (
+    IO,
+    AsyncioConnector,
+    Component,
+    ComponentArgsDict,
+    ComponentError,
+    ConnectorSpec,
+    FileWriter,
+    LocalProcess,
+    Status,
+    ValidationError,
+)
+from prefect_plugboard.testing import Collector, FailingComponent, ListSource, PassThrough
+from tests.prefect_api import final_flow_run, final_task_runs, wait_for_log
+
+
+def connect(*pairs: str, maxsize: int | None = None) -> list[AsyncioConnector]:
+    extra = {} if maxsize is None else {"maxsize": maxsize}
+    return [
+        AsyncioConnector(spec=ConnectorSpec(source=s, target=t), **extra)
+        for s, t in (p.split(" -> ") for p in pairs)
+    ]
+
+
+class Chatty(Component):
+    """Logs every value it sees."""
+
+    io = IO(inputs=["x"])
+
+    async def step(self) -> None:
+        self.logger.info("chatty saw %r", self.x)
+
+
+async def test_one_flow_run_with_one_completed_task_run_per_component() -> None:
+    sink = Collector(name="sink")
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=[1, 2, 3]),
+            PassThrough(name="relay"),
+            sink,
+            Chatty(name="chatty"),
+        ],
+        connectors=connect("src.x -> relay.x", "relay.y -> sink.x", "src.x -> chatty.x"),
+        name="integration-chain",
+    )
+    async with process:
+        await process.run()
+    assert sink.received == [1, 2, 3]
+    assert process.status is Status.COMPLETED
+    assert process.flow_run_id is not None
+
+    flow_run = await final_flow_run(process.flow_run_id)
+    assert flow_run.state is not None and flow_run.state.is_completed()
+    async with get_client() as client:
+        assert (await client.read_flow(flow_run.flow_id)).name == "integration-chain"
+    runs = await final_task_runs(process.flow_run_id, 4)
+    assert set(runs) == {"src", "relay", "sink", "chatty"}
+    assert all(run.state is not None and run.state.is_completed() for run in runs.values())
+    assert set(runs["relay"].tags) == {"plugboard", "PassThrough"}
+    assert set(runs["src"].tags) == {"plugboard", "ListSource"}
+
+    logs = await wait_for_log(runs["chatty"].id, "chatty saw 3")
+    assert [log.message for log in logs if "chatty saw" in log.message] == [
+        "chatty saw 1",
+        "chatty saw 2",
+        "chatty saw 3",
+    ]
+
+
+async def test_inside_a_user_flow_the_task_runs_join_its_flow_run() -> None:
+    sink = Collector(name="sink")
+
+    @flow(name="user-flow")
+    async def user_flow() -> _t.Any:
+        from prefect.runtime import flow_run
+
+        process = LocalProcess(
+            components=[ListSource(name="src", items="abc"), sink],
+            connectors=connect("src.x -> sink.x"),
+        )
+        await process.run()
+        return flow_run.id, process.flow_run_id
+
+    outer_id, joined_id = await user_flow()
+    assert str(joined_id) == outer_id
+    assert sink.received == ["a", "b", "c"]
+    runs = await final_task_runs(joined_id, 2)
+    assert set(runs) == {"src", "sink"}
+
+
+async def test_a_failing_component_fails_the_run_and_cancels_the_others(tmp_path: Path) -> None:
+    out = tmp_path / "rows.csv"
+    boom = KeyError("no such key")
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=range(100)),
+            FailingComponent(name="bad", fail_on_step=5, error=boom),
+            FileWriter(name="save", path=out, field_names=["x"]),
+            Collector(name="idle"),
+        ],
+        connectors=connect("src.x -> bad.x", "bad.y -> save.x", "src.x -> idle.x", maxsize=1),
+    )
+    with pytest.raises(ComponentError) as info:
+        async with process:
+            await process.run()
+    assert info.value.component == "bad"
+    assert info.value.__cause__ is boom
+    assert process.status is Status.FAILED
+
+    with out.open() as f:
+        rows = list(csv.reader(f))
+    written = process.components["save"].run_stats.steps
+    assert rows[0] == ["x"] and len(rows) - 1 == written >= 1
+    assert [int(r[0]) for r in rows[1:]] == list(range(written))
+
+    assert process.flow_run_id is not None
+    flow_run = await final_flow_run(process.flow_run_id)
+    assert flow_run.state is not None and flow_run.state.is_failed()
+    assert "'bad'" in (flow_run.state.message or "")
+    runs = await final_task_runs(process.flow_run_id, 4)
+    states = {name: run.state.type.value for name, run in runs.items() if run.state}
+    assert states == {"src": "CANCELLED", "bad": "FAILED", "save": "CANCELLED", "idle": "CANCELLED"}
+    assert "bad" in (runs["save"].state.message or "")  # type: ignore[union-attr]
+
+
+async def test_an_invalid_graph_is_refused_before_any_flow_run() -> None:
+    async with get_client() as client:
+        before = len(await client.read_flow_runs())
+    process = LocalProcess(
+        components=[ListSource(name="src", items=[1]), Collector(name="sink")],
+        connectors=connect("src.x -> snk.x"),
+    )
+    with pytest.raises(ValidationError, match="Did you mean 'sink'"):
+        await process.run()
+    async with get_client() as client:
+        assert len(await client.read_flow_runs()) == before
+    assert process.status is Status.CREATED
+
+
+async def test_a_process_runs_once() -> None:
+    process = LocalProcess(
+        components=[ListSource(name="src", items=[1]), Collector(name="sink")],
+        connectors=connect("src.x -> sink.x"),
+    )
+    await process.run()
+    with pytest.raises(RuntimeError, match="runs once"):
+        await process.run()
+
+
+class Strings(Component):
+    """Emits `count` distinct strings as fast as it may."""
+
+    io = IO(outputs=["x"])
+
+    def __init__(self, count: int, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._count = count
+        self._i = 0
+
+    async def step(self) -> None:
+        if self._i == self._count:
+            await self.io.close()
+            return
+        self.x = f"{self._i:>12}" * 16
+        self._i += 1
+
+
+class Tally(Component):
+    """Counts what arrives, checking the order; slower than the source, so a backlog builds."""
+
+    io = IO(inputs=["x"])
+
+    def __init__(self, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self.count = 0
+
+    async def step(self) -> None:
+        assert self.x == f"{self.count:>12}" * 16
+        self.digest = hashlib.blake2b(self.x.encode()).digest()
+        self.count += 1
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+async def test_a_million_messages_through_three_stages_with_flat_memory() -> None:
+    # The tally is slower than the source. Unbounded channels would let a backlog of the
+    # ~240-byte strings build up (over 60 MiB here); bounded ones hold at most 2 x 1024.
+    count = 1_000_000
+    tally = Tally(name="tally")
+    process = LocalProcess(
+        components=[Strings(name="src", count=count), PassThrough(name="relay"), tally],
+        connectors=connect("src.x -> relay.x", "relay.y -> tally.x"),
+    )
+    baseline = rss_mib()
+    peak = baseline
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.02):
+            peak = max(peak, rss_mib())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        await process.run()
+    finally:
+        stop.set()
+        sampler.join()
+    assert tally.count == count
+    assert peak - baseline < 25, f"RSS grew by {peak - baseline:.1f} MiB"

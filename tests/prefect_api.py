@@ -1,0 +1,97 @@
+"""Reading what a run left in the Prefect API.
+
+Prefect records task-run states from events, so the API catches up shortly after a run ends;
+these helpers poll until what they wait for is there or a deadline passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+import time
+import typing as _t
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterTaskRunId,
+)
+from prefect.client.schemas.objects import FlowRun, Log, TaskRun
+
+
+T = _t.TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    timeout: float = 20.0,
+    what: str = "condition",
+) -> T:
+    """Polls `probe()` until `done(result)`; fails with the last result after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {result!r}")
+        await asyncio.sleep(0.1)
+
+
+async def read_flow_run(flow_run_id: UUID) -> FlowRun:
+    async with get_client() as client:
+        return await client.read_flow_run(flow_run_id)
+
+
+async def read_task_runs(flow_run_id: UUID) -> list[TaskRun]:
+    async with get_client() as client:
+        return await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+        )
+
+
+async def settled_task_runs(flow_run_id: UUID, count: int, timeout: float = 20.0) -> list[TaskRun]:
+    """Waits until the flow run has `count` task runs, all in a final state."""
+
+    def settled(runs: list[TaskRun]) -> bool:
+        return len(runs) == count and all(r.state is not None and r.state.is_final() for r in runs)
+
+    return await eventually(
+        lambda: read_task_runs(flow_run_id), settled, timeout, f"{count} final task runs"
+    )
+
+
+async def final_task_runs(
+    flow_run_id: UUID, count: int, timeout: float = 20.0
+) -> dict[str, TaskRun]:
+    """Waits until the flow run has `count` task runs, all in a final state; by name."""
+    return {run.name: run for run in await settled_task_runs(flow_run_id, count, timeout)}
+
+
+async def final_flow_run(flow_run_id: UUID, timeout: float = 20.0) -> FlowRun:
+    return await eventually(
+        lambda: read_flow_run(flow_run_id),
+        lambda run: run.state is not None and run.state.is_final(),
+        timeout,
+        "a final flow-run state",
+    )
+
+
+async def task_run_logs(task_run_id: UUID) -> list[Log]:
+    async with get_client() as client:
+        return await client.read_logs(
+            log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[task_run_id]))
+        )
+
+
+async def wait_for_log(task_run_id: UUID, text: str, timeout: float = 20.0) -> list[Log]:
+    return await eventually(
+        lambda: task_run_logs(task_run_id),
+        lambda logs: any(text in log.message for log in logs),
+        timeout,
+        f"a log line containing {text!r}",
+    )

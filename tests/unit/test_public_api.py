@@ -1,0 +1,57 @@
+"""The names the seed tutorial imports, and rules about the package's own source."""
+
+import importlib
+from pathlib import Path
+import re
+
+import pytest
+
+import prefect_plugboard
+
+
+SEED_NAMES = {
+    "prefect_plugboard.component": ["Component", "IOController", "IO", "ComponentArgsDict"],
+    "prefect_plugboard.connector": ["AsyncioConnector", "ConnectorBuilder", "ConnectorSpec"],
+    "prefect_plugboard.process": ["LocalProcess", "Process"],
+    "prefect_plugboard.schemas": ["ComponentArgsDict", "ConnectorSpec", "Resource", "Status"],
+    "prefect_plugboard.library": ["FileWriter", "FileReader"],
+    "prefect_plugboard.library.file_io": ["FileWriter", "FileReader"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(SEED_NAMES))
+def test_seed_names_import_from_the_plugboard_style_modules(module: str) -> None:
+    imported = importlib.import_module(module)
+    for name in SEED_NAMES[module]:
+        assert getattr(imported, name) is getattr(prefect_plugboard, name), name
+
+
+def test_every_public_name_is_exported_from_the_package() -> None:
+    for name in prefect_plugboard.__all__:
+        assert hasattr(prefect_plugboard, name), name
+    for module in SEED_NAMES:
+        imported = importlib.import_module(module)
+        assert sorted(imported.__all__) == sorted(set(imported.__all__))
+        for name in imported.__all__:
+            assert hasattr(imported, name), f"{module}.{name}"
+
+
+FIXED_SLEEP = re.compile(r"time\.sleep\(|asyncio\.sleep\((?!0\))|anyio\.sleep\((?!0\))")
+
+
+def test_no_fixed_sleeps_in_the_package() -> None:
+    package = Path(prefect_plugboard.__file__).parent
+    offenders = [
+        f"{path.relative_to(package)}:{number}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if FIXED_SLEEP.search(line)
+    ]
+    assert offenders == []
+
+
+def test_the_entry_point_lets_prefect_find_the_package() -> None:
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep.value for ep in entry_points(group="prefect.collections")}
+    assert found.get("prefect_plugboard") == "prefect_plugboard"

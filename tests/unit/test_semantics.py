@@ -1,0 +1,238 @@
+"""The stepping contract (design §3), run in memory without Prefect."""
+
+import asyncio
+import logging
+import time
+import typing as _t
+
+import pytest
+
+from prefect_plugboard import (
+    IO,
+    AsyncioConnector,
+    Component,
+    ComponentArgsDict,
+    ComponentError,
+    ConnectorSpec,
+    LocalProcess,
+    Status,
+)
+from prefect_plugboard.testing import (
+    Collector,
+    FailingComponent,
+    ListSource,
+    PassThrough,
+    run_in_memory,
+)
+
+
+def connect(*pairs: str, maxsize: int | None = None) -> list[AsyncioConnector]:
+    extra = {} if maxsize is None else {"maxsize": maxsize}
+    return [
+        AsyncioConnector(spec=ConnectorSpec(source=s, target=t), **extra)
+        for s, t in (p.split(" -> ") for p in pairs)
+    ]
+
+
+async def test_a_chain_delivers_every_value_in_order() -> None:
+    sink = Collector(name="sink")
+    process = LocalProcess(
+        components=[ListSource(name="src", items=range(100)), PassThrough(name="p"), sink],
+        connectors=connect("src.x -> p.x", "p.y -> sink.x", maxsize=3),
+    )
+    await run_in_memory(process)
+    assert sink.received == list(range(100))
+    assert process.status is Status.COMPLETED
+    assert all(c.status is Status.COMPLETED for c in process.components.values())
+
+
+async def test_fan_out_gives_every_target_every_value() -> None:
+    a, b = Collector(name="a"), Collector(name="b")
+    process = LocalProcess(
+        components=[ListSource(name="src", items=[1, 2, 3]), a, b],
+        connectors=connect("src.x -> a.x", "src.x -> b.x"),
+    )
+    await run_in_memory(process)
+    assert a.received == b.received == [1, 2, 3]
+
+
+async def test_fan_in_merges_connectors_keeping_each_ones_order() -> None:
+    sink = Collector(name="sink")
+    process = LocalProcess(
+        components=[
+            ListSource(name="evens", items=[0, 2, 4, 6]),
+            ListSource(name="odds", items=[1, 3, 5]),
+            sink,
+        ],
+        connectors=connect("evens.x -> sink.x", "odds.x -> sink.x", maxsize=1),
+    )
+    await run_in_memory(process)
+    assert sorted(sink.received) == list(range(7))
+    assert [v for v in sink.received if v % 2 == 0] == [0, 2, 4, 6]
+    assert [v for v in sink.received if v % 2] == [1, 3, 5]
+
+
+async def test_a_component_steps_once_per_complete_set_of_inputs() -> None:
+    sink = Collector(name="sink", fields=["a", "b"])
+    process = LocalProcess(
+        components=[
+            ListSource(name="left", items=["l1", "l2", "l3"]),
+            ListSource(name="right", items=["r1", "r2"]),
+            sink,
+        ],
+        connectors=connect("left.x -> sink.a", "right.x -> sink.b"),
+    )
+    await run_in_memory(process)
+    # The right stream ends after two values: the sink finishes although "l3" is waiting.
+    assert sink.received == [("l1", "r1"), ("l2", "r2")]
+
+
+class Counter(Component):
+    """Adds one to its feedback input; closes once it reaches `limit`."""
+
+    io = IO(inputs=["fb"], outputs=["out"])
+
+    def __init__(self, limit: int, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._limit = limit
+
+    async def step(self) -> None:
+        self.out = self.fb + 1
+        if self.out >= self._limit:
+            await self.io.close()
+
+
+async def test_a_loop_starts_from_initial_values_and_ends_when_one_member_closes() -> None:
+    tap = Collector(name="tap")
+    process = LocalProcess(
+        components=[
+            Counter(name="count", limit=10, initial_values={"fb": [0]}),
+            PassThrough(name="echo"),
+            tap,
+        ],
+        connectors=connect("count.out -> echo.x", "echo.y -> count.fb", "count.out -> tap.x"),
+    )
+    await asyncio.wait_for(run_in_memory(process), 5)
+    assert tap.received == list(range(1, 10))
+
+
+async def test_initial_values_are_consumed_before_the_channel() -> None:
+    sink = Collector(name="sink", initial_values={"x": ["a", "b"]})
+    process = LocalProcess(
+        components=[ListSource(name="src", items=[1, 2]), sink],
+        connectors=connect("src.x -> sink.x"),
+    )
+    await run_in_memory(process)
+    assert sink.received == ["a", "b", 1, 2]
+
+
+class Typo(Component):
+    """The seed's Iterator: it sets `self.out_1` although its output is `x`."""
+
+    io = IO(outputs=["x"])
+
+    def __init__(self, iters: int, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._iters = iters
+
+    async def init(self) -> None:
+        self._seq = iter(range(self._iters))
+
+    async def step(self) -> None:
+        try:
+            self.out_1 = next(self._seq)
+        except StopIteration:
+            await self.io.close()
+
+
+async def test_every_output_is_sent_after_every_step_and_a_stray_assignment_is_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = Collector(name="sink")
+    process = LocalProcess(
+        components=[Typo(name="input", iters=4), sink], connectors=connect("input.x -> sink.x")
+    )
+    with caplog.at_level(logging.WARNING):
+        await run_in_memory(process)
+    assert sink.received == [None] * 4  # one message per step; the close step sends nothing
+    warnings = [r.getMessage() for r in caplog.records if "out_1" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "'input'" in warnings[0] and "Declared outputs: x" in warnings[0]
+
+
+class Param(Component):
+    io = IO(inputs=["x"], outputs=["y"])
+
+    async def step(self) -> None:
+        self.y = (self.parameters["scale"], self.parameters["offset"])
+
+
+async def test_process_parameters_merge_under_each_components_own() -> None:
+    sink = Collector(name="sink")
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=[0]),
+            Param(name="p", parameters={"offset": 1}),
+            sink,
+        ],
+        connectors=connect("src.x -> p.x", "p.y -> sink.x"),
+        parameters={"scale": 2, "offset": 0},
+    )
+    await run_in_memory(process)
+    assert sink.received == [(2, 1)]
+
+
+class Forever(Component):
+    """A source that never closes; records that destroy() ran."""
+
+    io = IO(outputs=["x"])
+    destroyed = False
+
+    async def step(self) -> None:
+        self.x = 1
+        await asyncio.sleep(0)
+
+    async def destroy(self) -> None:
+        Forever.destroyed = True
+
+
+async def test_a_failure_stops_every_other_component_at_once() -> None:
+    Forever.destroyed = False
+    boom = ValueError("boom")
+    sink = Collector(name="sink")
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=range(10)),
+            FailingComponent(name="bad", fail_on_step=3, error=boom),
+            sink,
+            Forever(name="busy"),
+        ],
+        connectors=connect("src.x -> bad.x", "bad.y -> sink.x"),
+    )
+    started = time.monotonic()
+    with pytest.raises(ComponentError) as info:
+        await asyncio.wait_for(run_in_memory(process), 5)
+    assert time.monotonic() - started < 1
+    assert info.value.component == "bad"
+    assert info.value.__cause__ is boom
+    assert "'bad'" in str(info.value) and "boom" in str(info.value)
+    assert process.components["bad"].status is Status.FAILED
+    assert process.components["busy"].status is Status.STOPPED
+    assert Forever.destroyed
+    assert sink.received == [0, 1]
+
+
+async def test_a_sender_never_waits_on_a_component_that_finished() -> None:
+    # `sink.b` ends after one value, so the sink finishes while `sink.a` still has a sender
+    # with far more to send than the channel holds.
+    sink = Collector(name="sink", fields=["a", "b"])
+    process = LocalProcess(
+        components=[
+            ListSource(name="many", items=range(1000)),
+            ListSource(name="one", items=[0]),
+            sink,
+        ],
+        connectors=connect("many.x -> sink.a", "one.x -> sink.b", maxsize=2),
+    )
+    await asyncio.wait_for(run_in_memory(process), 5)
+    assert sink.received == [(0, 0)]
