@@ -1,28 +1,83 @@
 """prefect-plugboard: run graphs of long-lived, stateful components on Prefect.
 
 Every public name is importable from here and from the plugboard-style submodules
-(`prefect_plugboard.component`, `.connector`, `.process`, `.schemas`, `.library`).
+(`prefect_plugboard.component`, `.connector`, `.process`, `.schemas`, `.library`). Names are
+imported on first use, so that `import prefect_plugboard` stays cheap (Ray workers import it).
 """
 
-from prefect_plugboard.component import IO, Component, ComponentArgsDict, IOController
-from prefect_plugboard.connector import AsyncioConnector, Connector, ConnectorBuilder
-from prefect_plugboard.exceptions import (
-    ChannelClosedError,
-    ComponentCrashedError,
-    ComponentError,
-    PlugboardError,
-    ProcessStateError,
-    ValidationError,
-)
-from prefect_plugboard.library import FileReader, FileWriter
-from prefect_plugboard.process import LocalProcess, Process
-from prefect_plugboard.schemas import ConnectorSpec, Resource, Status
+from __future__ import annotations
+
+import importlib
+import typing as _t
+
+
+if _t.TYPE_CHECKING:
+    from prefect_plugboard.component import (
+        IO as IO,
+        Component as Component,
+        ComponentArgsDict as ComponentArgsDict,
+        IOController as IOController,
+    )
+    from prefect_plugboard.connector import (
+        AsyncioConnector as AsyncioConnector,
+        Connector as Connector,
+        ConnectorBuilder as ConnectorBuilder,
+        RayConnector as RayConnector,
+    )
+    from prefect_plugboard.exceptions import (
+        ChannelClosedError as ChannelClosedError,
+        ComponentCrashedError as ComponentCrashedError,
+        ComponentError as ComponentError,
+        PlugboardError as PlugboardError,
+        ProcessStateError as ProcessStateError,
+        ValidationError as ValidationError,
+    )
+    from prefect_plugboard.library import (
+        FileReader as FileReader,
+        FileWriter as FileWriter,
+    )
+    from prefect_plugboard.process import (
+        LocalProcess as LocalProcess,
+        Process as Process,
+        RayProcess as RayProcess,
+        ResourceError as ResourceError,
+    )
+    from prefect_plugboard.schemas import (
+        ConnectorSpec as ConnectorSpec,
+        Resource as Resource,
+        Status as Status,
+    )
 
 
 __version__ = "0.1.0"
 
+_PUBLIC: dict[str, str] = {
+    "IO": "prefect_plugboard.component",
+    "AsyncioConnector": "prefect_plugboard.connector",
+    "ChannelClosedError": "prefect_plugboard.exceptions",
+    "Component": "prefect_plugboard.component",
+    "ComponentArgsDict": "prefect_plugboard.component",
+    "ComponentCrashedError": "prefect_plugboard.exceptions",
+    "ComponentError": "prefect_plugboard.exceptions",
+    "Connector": "prefect_plugboard.connector",
+    "ConnectorBuilder": "prefect_plugboard.connector",
+    "ConnectorSpec": "prefect_plugboard.schemas",
+    "FileReader": "prefect_plugboard.library",
+    "FileWriter": "prefect_plugboard.library",
+    "IOController": "prefect_plugboard.component",
+    "LocalProcess": "prefect_plugboard.process",
+    "PlugboardError": "prefect_plugboard.exceptions",
+    "Process": "prefect_plugboard.process",
+    "ProcessStateError": "prefect_plugboard.exceptions",
+    "RayConnector": "prefect_plugboard.connector",
+    "RayProcess": "prefect_plugboard.process",
+    "Resource": "prefect_plugboard.schemas",
+    "ResourceError": "prefect_plugboard.process",
+    "Status": "prefect_plugboard.schemas",
+    "ValidationError": "prefect_plugboard.exceptions",
+}
+
 __all__ = [
-    "IO",
     "AsyncioConnector",
     "ChannelClosedError",
     "Component",
@@ -34,13 +89,31 @@ __all__ = [
     "ConnectorSpec",
     "FileReader",
     "FileWriter",
+    "IO",
     "IOController",
     "LocalProcess",
     "PlugboardError",
     "Process",
     "ProcessStateError",
+    "RayConnector",
+    "RayProcess",
     "Resource",
+    "ResourceError",
     "Status",
     "ValidationError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> _t.Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        msg = f"module 'prefect_plugboard' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

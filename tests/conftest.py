@@ -18,6 +18,28 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """A local Ray instance shaped like the seed's `ray start --head --num-cpus=4 --num-gpus=1
+    --resources='{"custom_hardware": 5}'`, started with explicit settings (never a stale
+    cluster) and stopped at the end of the session."""
+    import logging
+
+    import ray
+
+    ray.init(
+        address="local",
+        num_cpus=4,
+        num_gpus=1,
+        resources={"custom_hardware": 5},
+        include_dashboard=False,
+        namespace="prefect",
+        logging_level=logging.WARNING,
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
     """A Prefect API (temporary database, its own server) shared by the session; its URL."""
     with prefect_test_harness(server_startup_timeout=60):

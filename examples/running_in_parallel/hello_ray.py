@@ -13,9 +13,9 @@ import time
 import typing as _t
 
 from prefect_plugboard.component import Component, IOController as IO
-from prefect_plugboard.connector import AsyncioConnector
+from prefect_plugboard.connector import AsyncioConnector, RayConnector
 from prefect_plugboard.library import FileWriter
-from prefect_plugboard.process import LocalProcess
+from prefect_plugboard.process import LocalProcess, RayProcess
 from prefect_plugboard.schemas import ComponentArgsDict, ConnectorSpec
 
 
@@ -88,8 +88,35 @@ async def local_main(iters: int = 20) -> LocalProcess:
     return process
 
 
+async def ray_main(iters: int = 20) -> RayProcess:
+    """The same model on a `RayProcess`: the two sleeps overlap (~1 s a step)."""
+    process = RayProcess(
+        components=[
+            Iterator(name="input", iters=iters),
+            Sleep(name="slow-sleep", sleep_seconds=0.5),
+            Sleep(name="very-slow-sleep", sleep_seconds=1),
+            Timestamper(name="timestamper"),
+            FileWriter(name="save-results", path="ray.csv", field_names=["timestamp"]),
+        ],
+        connectors=[
+            RayConnector(spec=ConnectorSpec(source="input.x", target="slow-sleep.x")),
+            RayConnector(spec=ConnectorSpec(source="input.x", target="very-slow-sleep.x")),
+            RayConnector(spec=ConnectorSpec(source="slow-sleep.y", target="timestamper.x")),
+            RayConnector(spec=ConnectorSpec(source="very-slow-sleep.y", target="timestamper.y")),
+            RayConnector(
+                spec=ConnectorSpec(source="timestamper.timestamp", target="save-results.timestamp")
+            ),
+        ],
+    )
+    async with process:
+        await process.run()
+    return process
+
+
 if __name__ == "__main__":
-    iterations = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    mode = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].isdigit() else "ray"
+    numbers = [a for a in sys.argv[1:] if a.isdigit()]
+    iterations = int(numbers[0]) if numbers else 20
     started = time.time()
-    asyncio.run(local_main(iterations))
-    print(f"Local process took {time.time() - started:.2f} seconds.")
+    asyncio.run(ray_main(iterations) if mode == "ray" else local_main(iterations))
+    print(f"{mode.capitalize()} process took {time.time() - started:.2f} seconds.")

@@ -177,7 +177,11 @@ class Component:
         """Does one step of work: read inputs as attributes, set outputs as attributes."""
 
     async def destroy(self) -> None:
-        """Releases what the component holds; runs once after its last step, even on failure."""
+        """Releases what the component holds.
+
+        Runs once for every component whose `init()` ran, after its last step, also when it
+        failed or was stopped.
+        """
 
     # ----- introspection --------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from prefect_plugboard.connector.channel import (
     Sender,
 )
 from prefect_plugboard.connector.connector import Connector, ConnectorBuilder
+from prefect_plugboard.connector.ray_connector import RayConnector
 from prefect_plugboard.schemas.connector import ConnectorMode, ConnectorSocket, ConnectorSpec
 
 
@@ -25,5 +26,6 @@ __all__ = [
     "EndOfStream",
     "Inbox",
     "LocalSender",
+    "RayConnector",
     "Sender",
 ]

@@ -161,13 +161,10 @@ class Inbox:
 
 
 class Sender(_t.Protocol):
-    """The sending end of one connector.
+    """The sending end of one connector."""
 
-    Attributes:
-        send_nowait: Sends a message if there is room; returns whether it was sent.
-    """
-
-    send_nowait: _t.Callable[[_t.Any], bool]
+    def send_nowait(self, item: _t.Any, /) -> bool:
+        """Sends a message if there is room; returns whether it was sent."""
 
     async def send(self, item: _t.Any) -> None:
         """Sends a message, waiting while the receiver is full."""

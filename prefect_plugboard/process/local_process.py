@@ -42,7 +42,7 @@ class LocalProcess(Process):
 
     flow_name_default: _t.ClassVar[str] = "plugboard-local-process"
 
-    def _prepare(self) -> None:
+    async def _prepare(self) -> None:
         self._runners = build_local_runners(self)
 
     async def _run_components(self) -> None:

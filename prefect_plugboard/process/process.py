@@ -109,7 +109,7 @@ class Process(ABC):
             raise ValidationError(issues, subject=f"process {self.name!r}")
         for component in self._component_list:
             component.parameters = {**self.parameters, **component.parameters}
-        self._prepare()
+        await self._prepare()
         self.status = Status.INIT
 
     async def run(self) -> None:
@@ -156,7 +156,7 @@ class Process(ABC):
     # ----- what subclasses provide ----------------------------------------------------------
 
     @abstractmethod
-    def _prepare(self) -> None:
+    async def _prepare(self) -> None:
         """Builds what the run needs (channels, runners) after validation."""
 
     @abstractmethod

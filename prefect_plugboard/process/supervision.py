@@ -17,7 +17,7 @@ import typing as _t
 from prefect.client.schemas.objects import State
 from prefect.states import Cancelled
 
-from prefect_plugboard.exceptions import ComponentError
+from prefect_plugboard.exceptions import ComponentCrashedError, ComponentError
 
 
 __all__ = ["ComponentFailure", "Supervisor"]
@@ -30,15 +30,18 @@ class ComponentFailure:
     component: str
     component_type: str
     exception: BaseException
+    crashed: bool = False
 
     def to_error(self) -> ComponentError:
         """Returns the `ComponentError` to raise, with the component's exception as cause."""
         exc = self.exception
+        what = "crashed (its worker died)" if self.crashed else "failed"
         message = (
-            f"component {self.component!r} ({self.component_type}) failed: "
+            f"component {self.component!r} ({self.component_type}) {what}: "
             f"{type(exc).__name__}: {exc}"
         )
-        error = ComponentError(self.component, self.component_type, message)
+        error_type = ComponentCrashedError if self.crashed else ComponentError
+        error = error_type(self.component, self.component_type, message)
         error.__cause__ = exc
         return error
 

@@ -22,6 +22,7 @@ __all__ = [
     "component_tags",
     "component_task",
     "prepare_tag_concurrency",
+    "prime_no_limits_cache",
     "run_with_task_logger",
 ]
 
@@ -58,7 +59,7 @@ def component_task(
     )
 
 
-async def prepare_tag_concurrency(components: Iterable[Component]) -> None:
+async def prepare_tag_concurrency(components: Iterable[Component]) -> set[str]:
     """Checks tag concurrency limits against the graph and skips Prefect's lease writes.
 
     Prefect's task engine takes a concurrency lease for every tagged task run as it starts,
@@ -69,6 +70,9 @@ async def prepare_tag_concurrency(components: Iterable[Component]) -> None:
 
     Args:
         components: The components about to start.
+
+    Returns:
+        The names (`tag:...`) of the active concurrency limits.
 
     Raises:
         ValidationError: A tag's concurrency limit is smaller than the number of components
@@ -97,10 +101,12 @@ async def prepare_tag_concurrency(components: Iterable[Component]) -> None:
     ]
     if too_small:
         raise ValidationError(too_small, subject="the Prefect concurrency limits")
-    _prime_no_limits_cache(tag_sets, set(active))
+    prime_no_limits_cache(tag_sets, set(active))
+    return set(active)
 
 
-def _prime_no_limits_cache(tag_sets: Iterable[frozenset[str]], limited: set[str]) -> None:
+def prime_no_limits_cache(tag_sets: Iterable[frozenset[str]], limited: set[str]) -> None:
+    """Tells Prefect's task engine, in this process, that these tag sets have no limits."""
     try:
         from prefect.concurrency.services import _cache_lock, _no_limits_cache
     except ImportError:  # pragma: no cover - a Prefect without the cache: just slower starts

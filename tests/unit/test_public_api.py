@@ -11,8 +11,13 @@ import prefect_plugboard
 
 SEED_NAMES = {
     "prefect_plugboard.component": ["Component", "IOController", "IO", "ComponentArgsDict"],
-    "prefect_plugboard.connector": ["AsyncioConnector", "ConnectorBuilder", "ConnectorSpec"],
-    "prefect_plugboard.process": ["LocalProcess", "Process"],
+    "prefect_plugboard.connector": [
+        "AsyncioConnector",
+        "ConnectorBuilder",
+        "ConnectorSpec",
+        "RayConnector",
+    ],
+    "prefect_plugboard.process": ["LocalProcess", "Process", "RayProcess", "ResourceError"],
     "prefect_plugboard.schemas": ["ComponentArgsDict", "ConnectorSpec", "Resource", "Status"],
     "prefect_plugboard.library": ["FileWriter", "FileReader"],
     "prefect_plugboard.library.file_io": ["FileWriter", "FileReader"],
@@ -24,6 +29,15 @@ def test_seed_names_import_from_the_plugboard_style_modules(module: str) -> None
     imported = importlib.import_module(module)
     for name in SEED_NAMES[module]:
         assert getattr(imported, name) is getattr(prefect_plugboard, name), name
+
+
+def test_lazy_exports_match_their_lists() -> None:
+    process = importlib.import_module("prefect_plugboard.process")
+    for module in (prefect_plugboard, process):
+        public = set(module._PUBLIC)  # type: ignore[attr-defined]
+        assert public == set(module.__all__) - {"__version__"}
+        for name in public:
+            assert name in dir(module)
 
 
 def test_every_public_name_is_exported_from_the_package() -> None:

@@ -1,0 +1,208 @@
+"""Ray for a `RayProcess`: starting or joining a cluster, checking a graph against it.
+
+Every component of a graph runs for the whole run and waits on the others, so all of them
+must be placed at once: one that cannot be placed makes the rest wait forever. Before
+anything starts, each component's request is checked against every node (a GPU on a
+CPU-only cluster, an unknown custom resource), the graph's total against the cluster, and
+finally a placement group reserves one bundle per component, with a deadline.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from importlib.metadata import packages_distributions
+import logging
+import os
+import sys
+import typing as _t
+
+from prefect_plugboard.component.component import Component
+from prefect_plugboard.exceptions import Issue, ValidationError
+
+
+__all__ = ["RayConnection", "ResourceError", "check_resources", "pickle_user_modules", "reserve"]
+
+_logger = logging.getLogger(__name__)
+
+
+class ResourceError(ValidationError):
+    """The graph asks for resources the Ray cluster cannot give it."""
+
+
+class RayConnection:
+    """Starts a local Ray instance or joins a cluster; shuts down only what it started.
+
+    Args:
+        address: `None` (then `RAY_ADDRESS`, else a new local instance), `"auto"`,
+            `"host:port"` or `"ray://host:10001"`.
+        init_kwargs: Extra keyword arguments for `ray.init`.
+    """
+
+    def __init__(self, address: str | None, init_kwargs: Mapping[str, _t.Any] | None) -> None:
+        self.address = address
+        self.init_kwargs = dict(init_kwargs or {})
+        self.owned = False
+
+    def ensure(self, env_vars: Mapping[str, str] | None = None) -> None:
+        """Makes sure this process is connected to Ray.
+
+        Args:
+            env_vars: Environment variables for the workers of a Ray started or joined here.
+        """
+        import ray
+
+        if ray.is_initialized():
+            return
+        address = self.address or os.environ.get("RAY_ADDRESS") or "local"
+        kwargs: dict[str, _t.Any] = {
+            "namespace": "prefect",
+            "include_dashboard": False,
+            "logging_level": logging.WARNING,
+            **self.init_kwargs,
+        }
+        if env_vars:
+            runtime_env = dict(kwargs.get("runtime_env") or {})
+            runtime_env["env_vars"] = {**env_vars, **runtime_env.get("env_vars", {})}
+            kwargs["runtime_env"] = runtime_env
+        _logger.info(
+            "Starting a local Ray instance" if address == "local" else f"Joining Ray at {address}"
+        )
+        ray.init(address=address, **kwargs)
+        self.owned = True
+
+    def release(self) -> None:
+        """Disconnects from Ray (stopping a local instance) if `ensure` connected."""
+        import ray
+
+        if self.owned and ray.is_initialized():
+            ray.shutdown()
+        self.owned = False
+
+
+def pickle_user_modules(components: Sequence[Component]) -> None:
+    """Ships the code of components defined outside installed packages along with them.
+
+    Component classes from a script (`__main__`) are pickled by value anyway; classes from
+    the user's own modules (beside the script or a YAML file) are registered to be pickled by
+    value too, so workers need not import those modules: this also holds on a cluster whose
+    workers run in another directory or on another machine.
+    """
+    from ray import cloudpickle
+
+    installed = packages_distributions()
+    for component in components:
+        module_name = type(component).__module__
+        top = module_name.split(".")[0]
+        if module_name == "__main__" or top in installed or top in sys.stdlib_module_names:
+            continue
+        module = sys.modules.get(top)
+        if module is not None:
+            cloudpickle.register_pickle_by_value(module)
+
+
+def _describe(bundle: Mapping[str, float]) -> str:
+    parts = []
+    for key, value in bundle.items():
+        if key == "memory" or key == "object_store_memory":
+            parts.append(f"{key} {value / 2**20:.0f}Mi")
+        else:
+            parts.append(f"{key} {value:g}")
+    return ", ".join(parts) if parts else "nothing"
+
+
+def _node_view(node: Mapping[str, _t.Any]) -> dict[str, float]:
+    return {
+        key: float(value)
+        for key, value in node["Resources"].items()
+        if not key.startswith("node:") and key != "object_store_memory" and "_group_" not in key
+    }
+
+
+def check_resources(components: Sequence[Component]) -> None:
+    """Checks every component's request, and the graph's total, against the Ray cluster.
+
+    Raises:
+        ResourceError: A component asks for what no node has, or the components together ask
+            for more than the cluster has. The message names the components, what they ask
+            for and what the cluster has.
+    """
+    import ray
+
+    nodes = [_node_view(n) for n in ray.nodes() if n.get("Alive")]
+    known = sorted({key for node in nodes for key in node})
+    issues: list[Issue] = []
+    totals: defaultdict[str, float] = defaultdict(float)
+    for component in components:
+        bundle = component.resources.to_bundle()
+        for key, value in bundle.items():
+            totals[key] += value
+        unknown = [key for key in bundle if key not in known]
+        where = f"component {component.name!r} ({type(component).__name__})"
+        if unknown:
+            issues.append(
+                Issue(
+                    f"{where} asks for {_describe(bundle)}, but no node of the Ray cluster has "
+                    f"{', '.join(repr(k) for k in unknown)}; the cluster has: "
+                    f"{', '.join(known)}. Start Ray with it (e.g. `ray start --resources=...`) "
+                    "or change the component's `resources`"
+                )
+            )
+        elif not any(all(node.get(k, 0.0) >= v for k, v in bundle.items()) for node in nodes):
+            issues.append(
+                Issue(
+                    f"{where} asks for {_describe(bundle)}, but no single node has that much; "
+                    f"the nodes have: {'; '.join(_describe(n) for n in nodes)}"
+                )
+            )
+    cluster = ray.cluster_resources()
+    short = {k: v for k, v in totals.items() if k in cluster and v > float(cluster[k]) + 1e-9}
+    if short:
+        issues.append(
+            Issue(
+                f"the {len(components)} components run all at once and together ask for "
+                f"{_describe(short)}, but the whole cluster has "
+                f"{_describe({k: float(cluster[k]) for k in short})}; lower their `resources` "
+                "or add capacity"
+            )
+        )
+    if issues:
+        raise ResourceError(issues, subject="the graph's resources")
+
+
+def reserve(components: Sequence[Component], timeout: float) -> _t.Any:
+    """Reserves one placement-group bundle per component, all at once, within `timeout`.
+
+    Returns:
+        The placement group; component `i` runs in bundle `i`.
+
+    Raises:
+        ResourceError: The bundles could not all be placed in time (other work holds the
+            resources, or they do not fit the nodes as they are split).
+    """
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    bundles = [c.resources.to_bundle() for c in components]
+    group = placement_group(bundles, strategy="PACK")
+    try:
+        ray.get(group.ready(), timeout=timeout)
+    except ray.exceptions.GetTimeoutError:
+        remove_placement_group(group)
+        available = ray.available_resources()
+        asked: defaultdict[str, float] = defaultdict(float)
+        for bundle in bundles:
+            for key, value in bundle.items():
+                asked[key] += value
+        raise ResourceError(
+            [
+                Issue(
+                    f"could not place all {len(components)} components at once within "
+                    f"{timeout:g}s: together they ask for {_describe(asked)}; the cluster has "
+                    f"{_describe({k: float(available.get(k, 0)) for k in asked})} available now. "
+                    "Free the cluster, add capacity, or lower the components' `resources`"
+                )
+            ],
+            subject="the graph's resources",
+        ) from None
+    return group

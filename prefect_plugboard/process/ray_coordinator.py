@@ -1,0 +1,71 @@
+"""`RunCoordinator`: the one Ray actor of a run, where its components meet.
+
+Components register the address they receive on and look up the addresses they send to; the
+first failure, or a stop from the driver, is broadcast to every component at once (each waits
+on `wait_stop`, so nobody polls); and each component leaves its final state here for the
+driver to copy back. The driver creates it with no CPU and kills it when the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import typing as _t
+
+from prefect_plugboard.connector.stream import StreamAddress
+
+
+__all__ = ["RunCoordinator"]
+
+
+class RunCoordinator:
+    """Addresses, stop signal and final states of one run's components (a Ray actor)."""
+
+    def __init__(self) -> None:
+        self._addresses: dict[str, StreamAddress] = {}
+        self._registered: dict[str, asyncio.Event] = {}
+        self._stopped = asyncio.Event()
+        self._stop_reason = ""
+        self._failure: tuple[str, str] | None = None
+        self._finals: dict[str, dict[str, _t.Any]] = {}
+
+    def _event(self, component: str) -> asyncio.Event:
+        return self._registered.setdefault(component, asyncio.Event())
+
+    async def register(self, component: str, address: StreamAddress) -> None:
+        """Records where `component` receives its inputs."""
+        self._addresses[component] = address
+        self._event(component).set()
+
+    async def lookup(self, component: str) -> StreamAddress | None:
+        """Waits until `component` has registered; `None` if the run stops first."""
+        registered = asyncio.ensure_future(self._event(component).wait())
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        await asyncio.wait({registered, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        registered.cancel()
+        stopped.cancel()
+        return self._addresses.get(component)
+
+    async def stop(self, reason: str) -> None:
+        """Tells every component to stop; the first reason is kept."""
+        if not self._stopped.is_set():
+            self._stop_reason = reason
+            self._stopped.set()
+
+    async def fail(self, component: str, message: str) -> None:
+        """Records a component's failure (the first wins) and stops the others."""
+        if self._failure is None:
+            self._failure = (component, message)
+        await self.stop(f"stopped because component {component!r} failed")
+
+    async def wait_stop(self) -> str:
+        """Returns the stop reason once the run is told to stop."""
+        await self._stopped.wait()
+        return self._stop_reason
+
+    async def report_final(self, component: str, state: dict[str, _t.Any]) -> None:
+        """Keeps a component's final state for the driver."""
+        self._finals[component] = state
+
+    async def finals(self) -> dict[str, dict[str, _t.Any]]:
+        """Returns every final state reported so far."""
+        return self._finals

@@ -1,0 +1,295 @@
+"""RayProcess on a real Ray instance and a real Prefect API."""
+
+import asyncio
+import csv
+import datetime
+import os
+from pathlib import Path
+import signal
+import statistics
+import time
+import typing as _t
+
+import pytest
+
+from prefect_plugboard import (
+    IO,
+    AsyncioConnector,
+    Component,
+    ComponentArgsDict,
+    ComponentCrashedError,
+    ComponentError,
+    ConnectorSpec,
+    RayConnector,
+    RayProcess,
+    Resource,
+    ResourceError,
+    Status,
+    ValidationError,
+)
+from prefect_plugboard.testing import Collector, FailingComponent, ListSource, PassThrough
+from tests.integration.test_seed import load_seed
+from tests.prefect_api import final_flow_run, final_task_runs, wait_for_log
+
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_cluster")]
+
+
+def connect(*pairs: str, **settings: _t.Any) -> list[RayConnector]:
+    return [
+        RayConnector(spec=ConnectorSpec(source=s, target=t), **settings)
+        for s, t in (p.split(" -> ") for p in pairs)
+    ]
+
+
+def live_actors() -> list[str]:
+    from ray._private import state
+
+    return [a["Name"] for a in state.actors().values() if a["State"] == "ALIVE" and a["Name"]]
+
+
+async def test_seed_model_on_ray_overlaps_the_sleeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+
+    monkeypatch.chdir(tmp_path)
+    process = await load_seed().ray_main(6)
+    assert ray.is_initialized(), "a Ray instance found running must be left running"
+    with (tmp_path / "ray.csv").open() as f:
+        rows = list(csv.reader(f))[1:]
+    assert len(rows) == 6
+    stamps = [datetime.datetime.fromisoformat(r[0]) for r in rows]
+    gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False)]
+    steady = [g for g in gaps if g > 0.2]  # the first rows may arrive together, at start-up
+    assert steady and statistics.mean(steady) < 1.25, gaps  # 1.5 s if the sleeps took turns
+
+    assert process.status is Status.COMPLETED
+    assert process.components["very-slow-sleep"].run_stats.steps == 6
+    runs = await final_task_runs(process.flow_run_id, 5)
+    assert all(r.state is not None and r.state.is_completed() for r in runs.values())
+    await wait_for_log(runs["input"].id, "`self.out_1`")  # a log line written on a worker
+    assert not [n for n in live_actors() if n.startswith(f"plugboard-{process.name}")]
+
+
+class Where(Component):
+    """Reports the resources Ray assigned to it and where it ran."""
+
+    io = IO(inputs=["x"], outputs=["y"])
+    exports = ["assigned", "node"]
+
+    def __init__(self, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self.assigned: dict[str, float] = {}
+        self.node = ""
+
+    async def init(self) -> None:
+        import ray
+
+        context = ray.get_runtime_context()
+        self.assigned = dict(context.get_assigned_resources())
+        self.node = context.get_node_id()
+
+    async def step(self) -> None:
+        self.y = self.x
+
+
+class GPUWhere(Where):
+    resources = Resource(cpu="500m", gpu=1)
+
+
+async def test_each_worker_is_assigned_exactly_what_its_component_declared() -> None:
+    components = [
+        ListSource(name="src", items=[1, 2]),
+        Where(name="default"),
+        Where(name="override", resources=Resource(cpu=1.0, memory="512Mi")),
+        GPUWhere(name="gpu"),
+        GPUWhere(name="custom", resources={"cpu": "250m", "resources": {"custom_hardware": 2}}),
+        Collector(name="sink"),
+    ]
+    process = RayProcess(
+        components=components,
+        connectors=connect(
+            "src.x -> default.x",
+            "default.y -> override.x",
+            "override.y -> gpu.x",
+            "gpu.y -> custom.x",
+            "custom.y -> sink.x",
+        ),
+    )
+    async with process:
+        await process.run()
+    assigned = {n: process.components[n].assigned for n in ("default", "override", "gpu", "custom")}
+    assert assigned == {
+        "default": {"CPU": 0.001},
+        "override": {"CPU": 1.0, "memory": 536870912.0},
+        "gpu": {"CPU": 0.5, "GPU": 1.0},
+        "custom": {"CPU": 0.25, "custom_hardware": 2.0},
+    }
+    assert process.components["sink"].received == [1, 2]  # exports came back from the worker
+
+
+async def test_impossible_requests_are_refused_in_seconds_naming_the_component() -> None:
+    started = time.monotonic()
+    process = RayProcess(
+        components=[
+            ListSource(name="src", items=[1]),
+            Where(name="greedy", resources={"gpu": 2}),
+            Where(name="exotic", resources={"resources": {"quantum": 1}}),
+            Collector(name="sink"),
+        ],
+        connectors=connect("src.x -> greedy.x", "greedy.y -> exotic.x", "exotic.y -> sink.x"),
+    )
+    with pytest.raises(ResourceError) as info:
+        await process.run()
+    assert time.monotonic() - started < 10
+    text = str(info.value)
+    assert "'greedy' (Where) asks for CPU 0.001, GPU 2" in text and "no single node" in text
+    assert "'exotic' (Where)" in text and "'quantum'" in text and "custom_hardware" in text
+    assert isinstance(info.value, ValidationError)
+    assert process.flow_run_id is None
+
+
+async def test_a_graph_that_cannot_all_run_at_once_is_refused() -> None:
+    process = RayProcess(
+        components=[
+            ListSource(name="src", items=[1], resources={"cpu": 2}),
+            Where(name="a", resources={"cpu": 3}),
+            Collector(name="sink"),
+        ],
+        connectors=connect("src.x -> a.x", "a.y -> sink.x"),
+    )
+    with pytest.raises(ResourceError, match=r"together ask for CPU 5.001.*whole cluster has CPU 4"):
+        await process.init()
+
+
+async def test_an_asyncio_connector_is_refused_on_ray() -> None:
+    process = RayProcess(
+        components=[ListSource(name="src", items=[1]), Collector(name="sink")],
+        connectors=[AsyncioConnector(spec=ConnectorSpec(source="src.x", target="sink.x"))],
+    )
+    with pytest.raises(ValidationError, match=r"connectors\[0\].*needs RayConnector"):
+        await process.init()
+
+
+class Raise(FailingComponent):
+    """Fails once `ready` exists (so the others are surely running), recording when."""
+
+    def __init__(self, ready: str, **kwargs: _t.Any) -> None:
+        super().__init__(**kwargs)
+        self._ready = Path(ready)
+
+    async def step(self) -> None:
+        if self._steps + 1 == self._fail_on_step:
+            while not self._ready.exists():
+                await asyncio.sleep(0.05)
+            self._error = RuntimeError(f"raised at {time.time()}")
+        await super().step()
+
+
+class Forever(Component):
+    """A busy source that never closes; notes in files that it started and was destroyed."""
+
+    io = IO(outputs=["x"])
+
+    def __init__(self, marker: str, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._marker = marker
+
+    async def step(self) -> None:
+        Path(self._marker + ".started").touch()
+        self.x = 1
+        await asyncio.sleep(0.01)
+
+    async def destroy(self) -> None:
+        Path(self._marker).write_text("destroyed")
+
+
+async def test_a_failure_on_ray_stops_the_run_within_two_seconds(tmp_path: Path) -> None:
+    marker = tmp_path / "destroyed"
+    process = RayProcess(
+        components=[
+            ListSource(name="src", items=range(20)),
+            Raise(name="bad", fail_on_step=3, ready=f"{marker}.started"),
+            Collector(name="sink"),
+            Forever(name="busy", marker=str(marker)),
+            Collector(name="drain"),
+        ],
+        connectors=connect("src.x -> bad.x", "bad.y -> sink.x", "busy.x -> drain.x"),
+    )
+    with pytest.raises(ComponentError) as info:
+        async with process:
+            await process.run()
+    noticed = time.time()
+    cause = info.value.__cause__
+    assert info.value.component == "bad" and isinstance(cause, RuntimeError)
+    raised_at = float(str(cause).split()[-1])
+    assert noticed - raised_at < 2.0
+    assert marker.read_text() == "destroyed"
+    assert process.components["busy"].status is Status.STOPPED
+    assert process.components["bad"].status is Status.FAILED
+
+    flow_run = await final_flow_run(process.flow_run_id)
+    assert flow_run.state is not None and flow_run.state.is_failed()
+    runs = await final_task_runs(process.flow_run_id, 5)
+    states = {name: run.state.type.value for name, run in runs.items() if run.state}
+    assert states == {
+        "src": "CANCELLED",
+        "bad": "FAILED",
+        "sink": "CANCELLED",
+        "busy": "CANCELLED",
+        "drain": "CANCELLED",
+    } or (
+        states["bad"] == "FAILED"
+        and states["busy"] == "CANCELLED"
+        and states["drain"] == "CANCELLED"
+    )
+    assert not [n for n in live_actors() if n.startswith(f"plugboard-{process.name}")]
+
+
+class Suicide(PassThrough):
+    """Kills its own worker process on its second step."""
+
+    async def step(self) -> None:
+        if self.x == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        await super().step()
+
+
+async def test_a_killed_worker_is_a_crash_not_a_hang(tmp_path: Path) -> None:
+    process = RayProcess(
+        components=[
+            ListSource(name="src", items=range(5)),
+            Suicide(name="victim"),
+            Collector(name="sink"),
+            Forever(name="busy", marker=str(tmp_path / "busy")),
+            Collector(name="drain"),
+        ],
+        connectors=connect("src.x -> victim.x", "victim.y -> sink.x", "busy.x -> drain.x"),
+    )
+    started = time.monotonic()
+    with pytest.raises(ComponentCrashedError, match="'victim' .* crashed") as info:
+        async with process:
+            await asyncio.wait_for(process.run(), 60)
+    assert time.monotonic() - started < 30
+    assert info.value.component == "victim"
+    runs = await final_task_runs(process.flow_run_id, 5)
+    assert runs["victim"].state is not None and runs["victim"].state.type.value == "CRASHED"
+    assert all(r.state and r.state.is_final() for r in runs.values())
+    assert not [n for n in live_actors() if n.startswith(f"plugboard-{process.name}")]
+
+
+async def test_a_long_chain_delivers_everything_in_order_across_workers() -> None:
+    sink = Collector(name="sink")
+    process = RayProcess(
+        components=[
+            ListSource(name="src", items=range(5000)),
+            PassThrough(name="a"),
+            PassThrough(name="b"),
+            sink,
+        ],
+        connectors=connect("src.x -> a.x", "a.y -> b.x", "b.y -> sink.x", maxsize=8, batch_size=16),
+    )
+    async with process:
+        await process.run()
+    assert process.components["sink"].received == list(range(5000))

@@ -1,0 +1,125 @@
+"""The direct-stream transport of RayConnector, over real loopback TCP."""
+
+import asyncio
+import time
+import typing as _t
+
+from hypothesis import given, settings, strategies as st
+import pytest
+
+from prefect_plugboard.connector import EndOfStream, Inbox
+from prefect_plugboard.connector.stream import StreamAddress, StreamReceiver, StreamSender
+
+
+async def open_field(maxsize: int, senders: int) -> tuple[Inbox, StreamReceiver, StreamAddress]:
+    inbox = Inbox(maxsize, senders, "sink.x")
+    receiver = StreamReceiver({"x": inbox}, host="127.0.0.1")
+    address = await receiver.start("127.0.0.1")
+    return inbox, receiver, address
+
+
+def sender_to(address: StreamAddress | None, name: str, batch_size: int) -> StreamSender:
+    async def locate() -> StreamAddress | None:
+        return address
+
+    return StreamSender.to(locate, name, "x", batch_size)
+
+
+async def drain(inbox: Inbox) -> list[_t.Any]:
+    received = []
+    while True:
+        try:
+            received.append(await inbox.get())
+        except EndOfStream:
+            return received
+
+
+async def produce(sender: StreamSender, items: list[_t.Any]) -> None:
+    await sender.connected()
+    for item in items:
+        if not sender.send_nowait(item):
+            await sender.send(item)
+    await sender.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    streams=st.lists(st.lists(st.integers(), max_size=300), min_size=1, max_size=3),
+    maxsize=st.integers(1, 8),
+    batch_size=st.integers(1, 40),
+)
+def test_every_message_arrives_once_in_order_per_connector(
+    streams: list[list[int]], maxsize: int, batch_size: int
+) -> None:
+    async def scenario() -> list[_t.Any]:
+        inbox, receiver, address = await open_field(maxsize, len(streams))
+        senders = [sender_to(address, f"c{i}", batch_size) for i in range(len(streams))]
+        tagged = [[(i, v) for v in items] for i, items in enumerate(streams)]
+        received, *_ = await asyncio.gather(
+            drain(inbox), *(produce(s, t) for s, t in zip(senders, tagged, strict=True))
+        )
+        await receiver.close()
+        return received
+
+    received = asyncio.run(asyncio.wait_for(scenario(), 20))
+    assert len(received) == sum(len(s) for s in streams)
+    for i, items in enumerate(streams):
+        assert [v for s, v in received if s == i] == items
+
+
+async def test_a_lone_message_leaves_without_waiting_for_a_batch() -> None:
+    inbox, receiver, address = await open_field(16, 1)
+    sender = sender_to(address, "c", batch_size=512)
+    await sender.connected()
+    started = time.perf_counter()
+    assert sender.send_nowait("hello")
+    assert await asyncio.wait_for(inbox.get(), 2) == "hello"
+    assert time.perf_counter() - started < 0.1
+    await sender.close()
+    await receiver.close()
+
+
+async def test_a_receiver_that_is_behind_holds_the_sender_back() -> None:
+    inbox, receiver, address = await open_field(4, 1)
+    sender = sender_to(address, "c", batch_size=4)
+    payload = "x" * 1_000_000
+    sending = asyncio.ensure_future(produce(sender, [payload] * 200))  # 200 MB
+    await asyncio.sleep(0.5)
+    assert not sending.done()  # nobody takes from the inbox: the sender waits...
+    assert len(inbox) == 4  # ...with the inbox full, and no more than full
+    sender.abort()
+    sending.cancel()
+    await receiver.close()
+
+
+async def test_senders_drop_messages_once_the_receiver_is_gone() -> None:
+    inbox, receiver, address = await open_field(2, 1)
+    sender = sender_to(address, "c", batch_size=2)
+    await sender.connected()
+    inbox.receiver_gone()
+    await receiver.close()
+    for i in range(10_000):
+        if not sender.send_nowait(i):
+            await asyncio.wait_for(sender.send(i), 2)
+    await asyncio.wait_for(sender.close(), 2)
+
+
+async def test_a_receiver_that_is_gone_before_the_connection_is_not_waited_for() -> None:
+    sender = sender_to(None, "c", batch_size=2)
+    await asyncio.wait_for(sender.connected(), 2)
+    for i in range(100):
+        assert sender.send_nowait(i) or await asyncio.wait_for(sender.send(i), 2) is None
+    await sender.close()
+
+
+@pytest.mark.parametrize("batch_size", [1, 64])
+async def test_values_of_classes_defined_in_a_test_module_cross_the_stream(batch_size: int) -> None:
+    class Point(_t.NamedTuple):
+        x: int
+        y: int
+
+    inbox, receiver, address = await open_field(8, 1)
+    sender = sender_to(address, "c", batch_size)
+    await produce(sender, [Point(1, 2), {"nested": [Point(3, 4)]}])
+    assert await drain(inbox) == [(1, 2), {"nested": [(3, 4)]}]
+    await receiver.close()
