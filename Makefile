@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	@mkdir -p .runs
-	cd .runs && ../$(BIN)/python ../examples/running_in_parallel/hello_local.py
+	cd .runs && PREFECT_SERVER_ANALYTICS_ENABLED=$${PREFECT_SERVER_ANALYTICS_ENABLED:-false} \
+		../$(BIN)/python ../examples/running_in_parallel/hello_ray.py ray 20
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -30,6 +30,8 @@ if _t.TYPE_CHECKING:
         ComponentError as ComponentError,
         PlugboardError as PlugboardError,
         ProcessStateError as ProcessStateError,
+        RayConnectionError as RayConnectionError,
+        ResourceError as ResourceError,
         ValidationError as ValidationError,
     )
     from prefect_plugboard.library import (
@@ -40,7 +42,6 @@ if _t.TYPE_CHECKING:
         LocalProcess as LocalProcess,
         Process as Process,
         RayProcess as RayProcess,
-        ResourceError as ResourceError,
     )
     from prefect_plugboard.schemas import (
         ConnectorSpec as ConnectorSpec,
@@ -72,7 +73,8 @@ _PUBLIC: dict[str, str] = {
     "RayConnector": "prefect_plugboard.connector",
     "RayProcess": "prefect_plugboard.process",
     "Resource": "prefect_plugboard.schemas",
-    "ResourceError": "prefect_plugboard.process",
+    "RayConnectionError": "prefect_plugboard.exceptions",
+    "ResourceError": "prefect_plugboard.exceptions",
     "Status": "prefect_plugboard.schemas",
     "ValidationError": "prefect_plugboard.exceptions",
 }
@@ -95,6 +97,7 @@ __all__ = [
     "PlugboardError",
     "Process",
     "ProcessStateError",
+    "RayConnectionError",
     "RayConnector",
     "RayProcess",
     "Resource",

@@ -7,16 +7,18 @@ derives from it too (a `ValidationError` is a `ValueError`).
 ```text
 PlugboardError
 ├── ValidationError (ValueError)        the graph or its configuration is invalid; `.issues`
+│   └── ResourceError                   the Ray cluster cannot give the graph what it asks for
 ├── ComponentError                      a component raised; `.component`; the cause is kept
 │   └── ComponentCrashedError           the worker running a component died
 ├── ProcessStateError (RuntimeError)    a process method was called in the wrong state
+├── RayConnectionError (ConnectionError) the Ray cluster to join is unreachable or refused us
 └── ChannelClosedError                  a channel was used after it was closed
 ```
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 
@@ -27,6 +29,8 @@ __all__ = [
     "Issue",
     "PlugboardError",
     "ProcessStateError",
+    "RayConnectionError",
+    "ResourceError",
     "ValidationError",
 ]
 
@@ -74,6 +78,10 @@ class ValidationError(PlugboardError, ValueError):
         super().__init__(f"{count} {noun} in {subject}:\n{lines}")
 
 
+class ResourceError(ValidationError):
+    """The graph asks for resources the Ray cluster cannot give it."""
+
+
 class ComponentError(PlugboardError):
     """A component raised an exception while running.
 
@@ -100,3 +108,27 @@ class ProcessStateError(PlugboardError, RuntimeError):
 
 class ChannelClosedError(PlugboardError):
     """A message was sent on a channel after its sender closed it."""
+
+
+class RayConnectionError(PlugboardError, ConnectionError):
+    """The Ray cluster to join could not be reached or refused the connection."""
+
+    def __init__(self, address: str, cause: BaseException) -> None:
+        self.address = address
+        message = f"could not join the Ray cluster at {address!r}: {_first_line(cause)}"
+        if "uthentication" in "".join(_messages(cause)):
+            message += (
+                ". The cluster uses token authentication: set RAY_AUTH_MODE=token where this "
+                "process runs (the token is read from ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+            )
+        super().__init__(message)
+
+
+def _messages(exc: BaseException | None) -> Iterator[str]:
+    while exc is not None:
+        yield str(exc)
+        exc = exc.__cause__ or exc.__context__
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -11,14 +11,14 @@ import typing as _t
 
 
 if _t.TYPE_CHECKING:
+    from prefect_plugboard.exceptions import (
+        ResourceError as ResourceError,
+    )
     from prefect_plugboard.process.local_process import (
         LocalProcess as LocalProcess,
     )
     from prefect_plugboard.process.process import (
         Process as Process,
-    )
-    from prefect_plugboard.process.ray_cluster import (
-        ResourceError as ResourceError,
     )
     from prefect_plugboard.process.ray_process import (
         RayProcess as RayProcess,
@@ -28,7 +28,7 @@ _PUBLIC: dict[str, str] = {
     "LocalProcess": "prefect_plugboard.process.local_process",
     "Process": "prefect_plugboard.process.process",
     "RayProcess": "prefect_plugboard.process.ray_process",
-    "ResourceError": "prefect_plugboard.process.ray_cluster",
+    "ResourceError": "prefect_plugboard.exceptions",
 }
 
 __all__ = [

@@ -14,20 +14,40 @@ from collections.abc import Mapping, Sequence
 from importlib.metadata import packages_distributions
 import logging
 import os
+import socket
 import sys
 import typing as _t
 
 from prefect_plugboard.component.component import Component
-from prefect_plugboard.exceptions import Issue, ValidationError
+from prefect_plugboard.exceptions import Issue, RayConnectionError, ResourceError
 
 
-__all__ = ["RayConnection", "ResourceError", "check_resources", "pickle_user_modules", "reserve"]
+__all__ = [
+    "RayConnection",
+    "RayConnectionError",
+    "ResourceError",
+    "check_resources",
+    "pickle_user_modules",
+    "reserve",
+]
 
 _logger = logging.getLogger(__name__)
 
 
-class ResourceError(ValidationError):
-    """The graph asks for resources the Ray cluster cannot give it."""
+REACH_TIMEOUT = 5.0
+"""How long (s) to try to reach a cluster's address before giving up."""
+
+
+def _check_reachable(address: str) -> None:
+    """Fails fast when nothing listens at `host:port` (Ray itself retries for minutes)."""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms: Ray resolves them
+    try:
+        socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT).close()
+    except OSError as exc:
+        raise RayConnectionError(address, exc) from exc
 
 
 class RayConnection:
@@ -44,11 +64,11 @@ class RayConnection:
         self.init_kwargs = dict(init_kwargs or {})
         self.owned = False
 
-    def ensure(self, env_vars: Mapping[str, str] | None = None) -> None:
+    def ensure(self) -> None:
         """Makes sure this process is connected to Ray.
 
-        Args:
-            env_vars: Environment variables for the workers of a Ray started or joined here.
+        Raises:
+            RayConnectionError: The cluster to join is unreachable or refused the connection.
         """
         import ray
 
@@ -61,14 +81,16 @@ class RayConnection:
             "logging_level": logging.WARNING,
             **self.init_kwargs,
         }
-        if env_vars:
-            runtime_env = dict(kwargs.get("runtime_env") or {})
-            runtime_env["env_vars"] = {**env_vars, **runtime_env.get("env_vars", {})}
-            kwargs["runtime_env"] = runtime_env
-        _logger.info(
-            "Starting a local Ray instance" if address == "local" else f"Joining Ray at {address}"
-        )
-        ray.init(address=address, **kwargs)
+        if address == "local":
+            _logger.info("Starting a local Ray instance")
+            ray.init(address=address, **kwargs)
+        else:
+            _logger.info("Joining the Ray cluster at %s", address)
+            _check_reachable(address)
+            try:
+                ray.init(address=address, **kwargs)
+            except Exception as exc:
+                raise RayConnectionError(address, exc) from exc
         self.owned = True
 
     def release(self) -> None:

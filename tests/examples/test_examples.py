@@ -1,6 +1,7 @@
 """Every example under examples/ runs, as a script, against the session's Prefect API."""
 
 import csv
+from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import subprocess
@@ -12,31 +13,43 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
-# Each runnable example, with arguments that keep it short, and what it must leave behind.
-RUNS: dict[str, tuple[list[str], dict[str, int]]] = {
-    "quickstart/squares.py": ([], {"squares.csv": 5}),
-    "running_in_parallel/hello_ray.py": (["3"], {"ray.csv": 3}),
-}
+
+@dataclass(frozen=True)
+class Run:
+    """One run of an example: its arguments, the CSV rows and output it must produce."""
+
+    script: str
+    args: tuple[str, ...] = ()
+    rows: dict[str, int] = field(default_factory=dict)
+    prints: str = ""
 
 
-def runnable_examples() -> set[str]:
-    return {
+RUNS = [
+    Run("quickstart/squares.py", rows={"squares.csv": 5}),
+    Run("running_in_parallel/hello_ray.py", ("local", "3"), rows={"ray.csv": 3}),
+    Run("running_in_parallel/hello_ray.py", ("ray", "3"), rows={"ray.csv": 3}),
+    Run(
+        "running_in_parallel/resources_example.py",
+        prints=f"Final result from GPU task: {sum(i**2 for i in range(40000)) * 2}",
+    ),
+]
+
+
+def test_every_runnable_example_is_exercised() -> None:
+    runnable = {
         str(path.relative_to(EXAMPLES))
         for path in EXAMPLES.rglob("*.py")
         if 'if __name__ == "__main__":' in path.read_text()
     }
+    assert runnable == {run.script for run in RUNS}
 
 
-def test_every_runnable_example_is_exercised() -> None:
-    assert runnable_examples() == set(RUNS)
-
-
-@pytest.mark.parametrize("script", sorted(RUNS))
-def test_example_runs_as_a_script(script: str, tmp_path: Path, prefect_api: str) -> None:
-    args, outputs = RUNS[script]
-    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+@pytest.mark.parametrize("run", RUNS, ids=lambda r: f"{r.script} {' '.join(r.args)}".strip())
+def test_example_runs_as_a_script(run: Run, tmp_path: Path, prefect_api: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PREFECT_API_URL"] = prefect_api
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *args],
+        [sys.executable, str(EXAMPLES / run.script), *run.args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -45,6 +58,7 @@ def test_example_runs_as_a_script(script: str, tmp_path: Path, prefect_api: str)
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for name, rows in outputs.items():
+    for name, rows in run.rows.items():
         with (tmp_path / name).open() as f:
             assert len(list(csv.reader(f))) == rows + 1, f"{name}: header + {rows} rows expected"
+    assert run.prints in result.stdout

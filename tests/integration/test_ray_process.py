@@ -293,3 +293,55 @@ async def test_a_long_chain_delivers_everything_in_order_across_workers() -> Non
     async with process:
         await process.run()
     assert process.components["sink"].received == list(range(5000))
+
+
+async def test_inside_a_user_flow_on_a_ray_task_runner_it_joins_that_flow_run() -> None:
+    from prefect import flow
+    from prefect_ray import RayTaskRunner
+
+    sink = Collector(name="sink")
+
+    @flow(name="user-ray-flow", task_runner=RayTaskRunner())
+    async def user_flow() -> _t.Any:
+        from prefect.runtime import flow_run
+
+        process = RayProcess(
+            components=[ListSource(name="src", items="xyz"), PassThrough(name="relay"), sink],
+            connectors=connect("src.x -> relay.x", "relay.y -> sink.x"),
+        )
+        async with process:
+            await process.run()
+        return flow_run.id, process.flow_run_id
+
+    outer, joined = await user_flow()
+    assert str(joined) == outer
+    assert sink.received == ["x", "y", "z"]
+    runs = await final_task_runs(joined, 3)
+    assert all(r.state is not None and r.state.is_completed() for r in runs.values())
+
+
+async def test_cancelling_a_run_stops_every_component_and_runs_destroy(tmp_path: Path) -> None:
+    markers = [tmp_path / "a", tmp_path / "b"]
+    process = RayProcess(
+        components=[
+            Forever(name="a", marker=str(markers[0])),
+            Forever(name="b", marker=str(markers[1])),
+            Collector(name="sink", fields=["x", "y"]),
+        ],
+        connectors=connect("a.x -> sink.x", "b.x -> sink.y"),
+    )
+    await process.init()
+    running = asyncio.ensure_future(process.run())
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{m}.started").exists() for m in markers):
+        assert time.monotonic() < deadline and not running.done()
+        await asyncio.sleep(0.1)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(running, 30)
+    await process.destroy()
+    assert all(m.read_text() == "destroyed" for m in markers)
+    assert {c.status for c in process.components.values()} == {Status.STOPPED}
+    runs = await final_task_runs(process.flow_run_id, 3)
+    assert {r.state.type.value for r in runs.values() if r.state} == {"CANCELLED"}
+    assert not [n for n in live_actors() if n.startswith(f"plugboard-{process.name}")]

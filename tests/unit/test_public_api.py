@@ -69,3 +69,11 @@ def test_the_entry_point_lets_prefect_find_the_package() -> None:
 
     found = {ep.name: ep.value for ep in entry_points(group="prefect.collections")}
     assert found.get("prefect_plugboard") == "prefect_plugboard"
+
+
+def test_the_makefile_runs_scripts_that_exist() -> None:
+    root = Path(prefect_plugboard.__file__).parents[1]
+    scripts = re.findall(r"\.\./(examples/\S+\.py)", (root / "Makefile").read_text())
+    assert scripts
+    for script in scripts:
+        assert (root / script).is_file(), script
