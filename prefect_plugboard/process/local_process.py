@@ -6,6 +6,7 @@ from collections import defaultdict
 import typing as _t
 
 from prefect_plugboard.component.runner import ComponentRunner
+from prefect_plugboard.connector.asyncio_connector import AsyncioConnector
 from prefect_plugboard.connector.channel import Inbox, LocalSender, Sender
 from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.process.process import Process
@@ -41,6 +42,7 @@ class LocalProcess(Process):
     """
 
     flow_name_default: _t.ClassVar[str] = "plugboard-local-process"
+    default_connector: _t.ClassVar[type[Connector]] = AsyncioConnector
 
     async def _prepare(self) -> None:
         self._runners = build_local_runners(self)

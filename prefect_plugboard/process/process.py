@@ -12,11 +12,13 @@ from uuid import UUID
 from prefect import Flow
 from prefect.context import FlowRunContext
 from prefect.exceptions import TerminationSignal
+from pydantic import ValidationError as PydanticValidationError
 
 from prefect_plugboard.component.component import Component
-from prefect_plugboard.connector.connector import Connector
+from prefect_plugboard.connector.connector import Connector, ConnectorBuilder
 from prefect_plugboard.exceptions import Issue, ProcessStateError, ValidationError
 from prefect_plugboard.process.validation import validate_graph
+from prefect_plugboard.schemas.connector import ConnectorSpec
 from prefect_plugboard.schemas.status import Status
 
 
@@ -43,9 +45,14 @@ class Process(ABC):
 
     Args:
         components: The components. Names must be unique.
-        connectors: The connections between the components' fields.
+        connectors: The connections between the components' fields: connectors, or specs
+            (`ConnectorSpec`, or dicts with `source` and `target`) that `connector_builder`
+            turns into connectors.
         name: A name for the process; it also names the Prefect flow.
         parameters: Parameters shared by every component, under each one's own `parameters`.
+        connector_builder: Builds connectors from specs: a `ConnectorBuilder`, a channel
+            block (`prefect_plugboard.blocks`), or anything with `build(spec)`. By default
+            the process's own kind of connector with default settings.
 
     Attributes:
         components: The components by name.
@@ -55,16 +62,24 @@ class Process(ABC):
     """
 
     flow_name_default: _t.ClassVar[str] = "plugboard-process"
+    default_connector: _t.ClassVar[type[Connector]] = Connector
+    """The connector class built from bare specs when no `connector_builder` is given."""
 
     def __init__(
         self,
         components: Iterable[Component],
-        connectors: Iterable[Connector],
+        connectors: Iterable[Connector | ConnectorSpec | Mapping[str, _t.Any]],
         name: str | None = None,
         parameters: Mapping[str, _t.Any] | None = None,
+        *,
+        connector_builder: ConnectorFactory | None = None,
     ) -> None:
         self._component_list: list[Component] = list(components)
-        self._connector_list: list[Connector] = list(connectors)
+        builder = connector_builder or ConnectorBuilder(self.default_connector)
+        self._connector_list: list[Connector] = [
+            c if isinstance(c, Connector) else _build(builder, c, i)
+            for i, c in enumerate(connectors)
+        ]
         self.components: dict[str, Component] = {}
         for component in self._component_list:
             if isinstance(component, Component) and hasattr(component, "name"):
@@ -209,6 +224,35 @@ class Process(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, components={list(self.components)!r})"
+
+
+class ConnectorFactory(_t.Protocol):
+    """Anything that builds a connector from a spec: a `ConnectorBuilder`, a channel block."""
+
+    def build(self, spec: ConnectorSpec | Mapping[str, _t.Any]) -> Connector:
+        """Returns the connector for `spec`."""
+        ...
+
+
+def _build(factory: ConnectorFactory, spec: object, index: int) -> Connector:
+    if not isinstance(spec, ConnectorSpec | Mapping):
+        raise ValidationError(
+            [
+                Issue(
+                    f"expected a Connector, a ConnectorSpec or a dict, got {type(spec).__name__}",
+                    f"connectors[{index}]",
+                )
+            ],
+            subject="the connectors",
+        )
+    try:
+        return factory.build(spec)
+    except PydanticValidationError as exc:
+        issues = [
+            Issue(str(error["msg"]), ".".join([f"connectors[{index}]", *map(str, error["loc"])]))
+            for error in exc.errors()
+        ]
+        raise ValidationError(issues, subject="the connectors") from None
 
 
 def _is_cancellation(exc: BaseException) -> bool:

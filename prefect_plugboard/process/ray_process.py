@@ -16,9 +16,9 @@ from prefect.states import Crashed
 
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector
-from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE
+from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, RayConnector
 from prefect_plugboard.exceptions import Issue
-from prefect_plugboard.process.process import Process
+from prefect_plugboard.process.process import ConnectorFactory, Process
 from prefect_plugboard.process.ray_cluster import (
     RayConnection,
     check_resources,
@@ -35,7 +35,7 @@ from prefect_plugboard.process.ray_worker import (
 )
 from prefect_plugboard.process.supervision import ComponentFailure
 from prefect_plugboard.process.tasks import component_tags, component_task, prepare_tag_concurrency
-from prefect_plugboard.schemas.connector import ConnectorMode
+from prefect_plugboard.schemas.connector import ConnectorMode, ConnectorSpec
 from prefect_plugboard.schemas.status import Status
 
 
@@ -85,25 +85,35 @@ class RayProcess(Process):
         connectors: The connections between them (`RayConnector`s).
         name: A name for the process; it also names the Prefect flow.
         parameters: Parameters shared by every component.
+        connector_builder: Builds connectors from specs (a `ConnectorBuilder` or a channel
+            block); by default `RayConnector`s.
         ray_address: The Ray cluster to join (`"auto"`, `"host:port"`, `"ray://..."`).
         ray_init_kwargs: Extra keyword arguments for `ray.init`.
         placement_timeout: Deadline (s) for placing every component at once.
     """
 
     flow_name_default: _t.ClassVar[str] = "plugboard-ray-process"
+    default_connector: _t.ClassVar[type[Connector]] = RayConnector
 
     def __init__(
         self,
         components: Iterable[Component],
-        connectors: Iterable[Connector],
+        connectors: Iterable[Connector | ConnectorSpec | Mapping[str, _t.Any]],
         name: str | None = None,
         parameters: Mapping[str, _t.Any] | None = None,
         *,
+        connector_builder: ConnectorFactory | None = None,
         ray_address: str | None = None,
         ray_init_kwargs: Mapping[str, _t.Any] | None = None,
         placement_timeout: float = PLACEMENT_TIMEOUT,
     ) -> None:
-        super().__init__(components, connectors, name=name, parameters=parameters)
+        super().__init__(
+            components,
+            connectors,
+            name=name,
+            parameters=parameters,
+            connector_builder=connector_builder,
+        )
         self.ray_address = ray_address
         self.ray_init_kwargs = dict(ray_init_kwargs or {})
         self.placement_timeout = placement_timeout

@@ -236,3 +236,32 @@ async def test_a_sender_never_waits_on_a_component_that_finished() -> None:
     )
     await asyncio.wait_for(run_in_memory(process), 5)
     assert sink.received == [(0, 0)]
+
+
+async def test_connectors_may_be_given_as_specs_built_by_the_connector_builder() -> None:
+    sink = Collector(name="sink")
+    process = LocalProcess(
+        components=[ListSource(name="src", items=[1, 2]), PassThrough(name="p"), sink],
+        connectors=[
+            ConnectorSpec(source="src.x", target="p.x"),
+            {"source": "p.y", "target": "sink.x"},
+        ],
+        connector_builder=AsyncioConnector.builder(maxsize=1),
+    )
+    assert {c.maxsize for c in process.connectors.values()} == {1}
+    assert all(type(c) is AsyncioConnector for c in process.connectors.values())
+    await run_in_memory(process)
+    assert sink.received == [1, 2]
+
+
+def test_a_malformed_connector_spec_is_named_by_position() -> None:
+    from prefect_plugboard import ValidationError
+
+    with pytest.raises(ValidationError, match=r"connectors\[1\]\.source"):
+        LocalProcess(
+            components=[ListSource(name="src", items=[1]), Collector(name="sink")],
+            connectors=[
+                {"source": "src.x", "target": "sink.x"},
+                {"source": "nodot", "target": "sink.x"},
+            ],
+        )
