@@ -12,6 +12,16 @@ import typing as _t
 
 
 if _t.TYPE_CHECKING:
+    from prefect_plugboard.blocks import (
+        AsyncioChannelBlock as AsyncioChannelBlock,
+        ChannelBlock as ChannelBlock,
+        RayChannelBlock as RayChannelBlock,
+    )
+    from prefect_plugboard.builder import (
+        build_flow as build_flow,
+        build_process as build_process,
+        load_model as load_model,
+    )
     from prefect_plugboard.component import (
         IO as IO,
         Component as Component,
@@ -53,8 +63,13 @@ if _t.TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _PUBLIC: dict[str, str] = {
+    "build_flow": "prefect_plugboard.builder",
+    "build_process": "prefect_plugboard.builder",
+    "load_model": "prefect_plugboard.builder",
     "IO": "prefect_plugboard.component",
+    "AsyncioChannelBlock": "prefect_plugboard.blocks",
     "AsyncioConnector": "prefect_plugboard.connector",
+    "ChannelBlock": "prefect_plugboard.blocks",
     "ChannelClosedError": "prefect_plugboard.exceptions",
     "Component": "prefect_plugboard.component",
     "ComponentArgsDict": "prefect_plugboard.component",
@@ -70,6 +85,7 @@ _PUBLIC: dict[str, str] = {
     "PlugboardError": "prefect_plugboard.exceptions",
     "Process": "prefect_plugboard.process",
     "ProcessStateError": "prefect_plugboard.exceptions",
+    "RayChannelBlock": "prefect_plugboard.blocks",
     "RayConnector": "prefect_plugboard.connector",
     "RayProcess": "prefect_plugboard.process",
     "Resource": "prefect_plugboard.schemas",
@@ -80,7 +96,9 @@ _PUBLIC: dict[str, str] = {
 }
 
 __all__ = [
+    "AsyncioChannelBlock",
     "AsyncioConnector",
+    "ChannelBlock",
     "ChannelClosedError",
     "Component",
     "ComponentArgsDict",
@@ -97,6 +115,7 @@ __all__ = [
     "PlugboardError",
     "Process",
     "ProcessStateError",
+    "RayChannelBlock",
     "RayConnectionError",
     "RayConnector",
     "RayProcess",
@@ -105,6 +124,9 @@ __all__ = [
     "Status",
     "ValidationError",
     "__version__",
+    "build_flow",
+    "build_process",
+    "load_model",
 ]
 
 

@@ -24,15 +24,22 @@ __all__ = ["ComponentRunner"]
 # A component that has run this long (seconds) without waiting yields to the event loop, so
 # that the other components, cancellation and I/O get a turn: cooperative time slicing.
 TIME_SLICE = 0.005
+PROGRESS_PERIOD = 1.0
+"""Most often (s) a runner reports progress through its `on_progress` callback."""
 
 
 class ComponentRunner:
     """Runs one component: `init()`, steps until its input ends or it closes, `destroy()`.
 
+    `component.run_stats` is kept up to date whenever the component waits or yields (never
+    on the hot path), so a process can show progress while it runs.
+
     Args:
         component: The component to run.
         inboxes: The inbox of each of the component's input fields.
         senders: The senders of each output field, one per connector leaving it.
+        on_progress: Called with the component at most every `PROGRESS_PERIOD` seconds, when
+            it waits or yields, after `run_stats` is updated.
     """
 
     def __init__(
@@ -40,11 +47,14 @@ class ComponentRunner:
         component: Component,
         inboxes: Mapping[str, Inbox],
         senders: Mapping[str, Sequence[Sender]],
+        on_progress: _t.Callable[[Component], None] | None = None,
     ) -> None:
         self.component = component
         self.inboxes = dict(inboxes)
         self.senders = {field: list(s) for field, s in senders.items() if s}
+        self.on_progress = on_progress
         self._waiting = 0.0
+        self._last_progress = 0.0
 
     async def run(self) -> RunStats:
         """Runs the component to its end and returns its figures.
@@ -100,6 +110,17 @@ class ComponentRunner:
         steps = 0
         known_attributes = len(state)
         slice_ends = clock() + TIME_SLICE
+
+        def publish(sent: int) -> None:
+            # Off the hot path: only before the component waits or yields.
+            stats.steps = steps
+            unused = sum(len(v) for v in initial.values())
+            stats.messages_in = max(0, steps * len(inputs) - (initial_count - unused))
+            stats.messages_out = sent * fan_out
+            if self.on_progress is not None and clock() - self._last_progress >= PROGRESS_PERIOD:
+                self._last_progress = clock()
+                self.on_progress(component)
+
         try:
             while not io.is_closed:
                 for field, get_nowait, inbox, pending in inputs:
@@ -108,6 +129,7 @@ class ComponentRunner:
                         continue
                     item = get_nowait()
                     if item is EMPTY:
+                        publish(steps)
                         item = await self._wait_for_input(inbox)
                         slice_ends = clock() + TIME_SLICE
                     state[field] = item
@@ -121,19 +143,17 @@ class ComponentRunner:
                     value = state[field]
                     for send_nowait, sender in targets:
                         if not send_nowait(value):
+                            publish(steps - 1)
                             await self._wait_to_send(sender, value)
                             slice_ends = clock() + TIME_SLICE
                 if clock() > slice_ends:
+                    publish(steps)
                     await asyncio.sleep(0)
                     slice_ends = clock() + TIME_SLICE
         except EndOfStream:
             pass
         finally:
-            stats.steps = steps
-            unused_initial = sum(len(v) for v in initial.values())
-            stats.messages_in = max(0, steps * len(inputs) - (initial_count - unused_initial))
-            sent_steps = steps - 1 if io.is_closed and steps else steps
-            stats.messages_out = sent_steps * fan_out
+            publish(steps - 1 if io.is_closed and steps else steps)
 
     async def _wait_for_input(self, inbox: Inbox) -> _t.Any:
         component = self.component

@@ -168,6 +168,7 @@ class StreamSender:
         self._writer: asyncio.StreamWriter | None = None
         self._transport: asyncio.WriteTransport | None = None
         self._outbox: list[_t.Any] = []
+        self._held = False
         self._flush_scheduled = False
         self._closed = False
         self._receiver_gone = False
@@ -205,6 +206,7 @@ class StreamSender:
         writer = await connect()
         if writer is None:
             self._receiver_gone = True
+            self._held = False
             self._outbox.clear()
             return
         self._writer = writer
@@ -216,13 +218,18 @@ class StreamSender:
         await self._connecting
 
     def send_nowait(self, item: _t.Any, /) -> bool:
-        """Queues a message for the next frame; `False` if the sender must wait first."""
-        if len(self._outbox) >= self._batch_size:
+        """Queues a message for the next frame; `False` if the sender must wait first.
+
+        The sender is held back while its socket buffer holds more than `HIGH_WATER` bytes
+        (the receiver is behind) or, before the connection is made, while its outbox is full.
+        """
+        if self._held:
+            return False
+        outbox = self._outbox
+        outbox.append(item)
+        if len(outbox) >= self._batch_size:
             self._flush()
-            if self._must_wait():
-                return False
-        self._outbox.append(item)
-        if not self._flush_scheduled:
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
         return True
@@ -261,33 +268,34 @@ class StreamSender:
         if self._transport is not None:
             self._transport.abort()
 
-    def _must_wait(self) -> bool:
-        if self._receiver_gone:
-            return False
-        if self._transport is None:  # still connecting: the outbox is all there is
-            return len(self._outbox) >= self._batch_size
-        return self._transport.get_write_buffer_size() > HIGH_WATER
-
     def _flush(self) -> None:
         self._flush_scheduled = False
         outbox = self._outbox
-        if not outbox or self._writer is None:
+        if not outbox:
+            return
+        if self._writer is None:  # still connecting: the outbox is all there is
+            self._held = not self._receiver_gone and len(outbox) >= self._batch_size
             return
         self._outbox = []
-        if self._receiver_gone:
-            return
-        if self._transport is not None and self._transport.is_closing():
+        transport = self._writer.transport
+        if self._receiver_gone or transport.is_closing():
             self._receiver_gone = True  # the receiver finished and closed the connection
+            self._held = False
             return
         payload = _dumps(outbox)
         self._writer.write(_LENGTH.pack(len(payload)) + payload)
+        self._held = transport.get_write_buffer_size() > HIGH_WATER
 
     async def _drain(self) -> None:
         await self._connecting
         self._flush()
-        if self._writer is None:
+        writer = self._writer
+        if writer is None:
             return
         try:
-            await self._writer.drain()
+            await writer.drain()
         except ConnectionError:
             self._receiver_gone = True
+        self._held = (
+            not self._receiver_gone and writer.transport.get_write_buffer_size() > HIGH_WATER
+        )

@@ -5,6 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 import asyncio
 from collections.abc import Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+import importlib
+import inspect
+import os
+from pathlib import Path
 import secrets
 import typing as _t
 from uuid import UUID
@@ -12,7 +18,8 @@ from uuid import UUID
 from prefect import Flow
 from prefect.context import FlowRunContext
 from prefect.exceptions import TerminationSignal
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import BaseModel, ValidationError as PydanticValidationError
+import yaml
 
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector, ConnectorBuilder
@@ -26,7 +33,7 @@ if _t.TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
 
 
-__all__ = ["Process"]
+__all__ = ["ComponentProgress", "ConnectorFactory", "Process"]
 
 
 class Process(ABC):
@@ -210,6 +217,72 @@ class Process(ABC):
             task_runner=self._task_runner(),
         )
 
+    def export(self) -> dict[str, _t.Any]:
+        """Returns the model as YAML-ready data (the `plugboard:` root), as `dump` writes it."""
+        kinds = {type(c) for c in self._connector_list}
+        builder_cls = kinds.pop() if len(kinds) == 1 else self.default_connector
+        defaults = _setting_defaults(builder_cls)
+        connectors = []
+        for connector in self._connector_list:
+            entry = connector.export()
+            own = {k: v for k, v in connector.settings().items() if defaults.get(k) != v}
+            if type(connector) is not builder_cls:
+                msg = "connectors of several classes cannot be written to one YAML model"
+                raise ValueError(msg)
+            if own:
+                entry["args"] = own
+            connectors.append(entry)
+        args: dict[str, _t.Any] = {"name": self.name}
+        if self.parameters:
+            args["parameters"] = self.parameters
+        args["components"] = [c.export() for c in self._component_list]
+        args["connectors"] = connectors
+        return {
+            "plugboard": {
+                "process": {
+                    "type": public_path(type(self)),
+                    "connector_builder": {"type": public_path(builder_cls)},
+                    "args": args,
+                }
+            }
+        }
+
+    def dump(self, path: str | os.PathLike[str]) -> None:
+        """Writes the model to a YAML file that `prefect-plugboard run` (and `build_flow`) reads.
+
+        Raises:
+            ValueError: A constructor argument cannot be written as YAML, or a class is
+                defined in a script (`__main__`), which a YAML file cannot name.
+        """
+        data = self.export()
+        for component in self._component_list:
+            if type(component).__module__ == "__main__":
+                msg = (
+                    f"component {component.name!r}: its class {type(component).__qualname__} is "
+                    "defined in a script; move it to a module so a YAML file can name it"
+                )
+                raise ValueError(msg)
+        try:
+            text = yaml.safe_dump(_plain(data), sort_keys=False)
+        except yaml.YAMLError as exc:
+            msg = f"process {self.name!r} cannot be written as YAML: {exc}"
+            raise ValueError(msg) from None
+        Path(path).write_text(text, encoding="utf-8")
+
+    def progress(self) -> list[ComponentProgress]:
+        """Each component's status and figures so far (also while the process runs)."""
+        return [
+            ComponentProgress(
+                name=c.name,
+                type=type(c).__name__,
+                status=c.status,
+                steps=c.run_stats.steps,
+                messages_in=c.run_stats.messages_in,
+                messages_out=c.run_stats.messages_out,
+            )
+            for c in self.components.values()
+        ]
+
     def dict(self) -> dict[str, _t.Any]:
         """Returns the process's state: its status and every component's state."""
         return {
@@ -224,6 +297,18 @@ class Process(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, components={list(self.components)!r})"
+
+
+@dataclass(frozen=True)
+class ComponentProgress:
+    """One component's status and figures at a moment of a run."""
+
+    name: str
+    type: str
+    status: Status
+    steps: int
+    messages_in: int
+    messages_out: int
 
 
 class ConnectorFactory(_t.Protocol):
@@ -253,6 +338,39 @@ def _build(factory: ConnectorFactory, spec: object, index: int) -> Connector:
             for error in exc.errors()
         ]
         raise ValidationError(issues, subject="the connectors") from None
+
+
+def public_path(cls: type) -> str:
+    """The import path users see: `prefect_plugboard.process.LocalProcess`, not the module's."""
+    module = cls.__module__
+    if module.startswith(("prefect_plugboard.process.", "prefect_plugboard.connector.")):
+        package = module.rsplit(".", 1)[0]
+        if getattr(importlib.import_module(package), cls.__name__, None) is cls:
+            return f"{package}.{cls.__qualname__}"
+    return f"{module}.{cls.__qualname__}"
+
+
+def _setting_defaults(cls: type) -> dict[str, _t.Any]:
+    return {
+        name: param.default
+        for name, param in inspect.signature(cls).parameters.items()
+        if param.default is not param.empty
+    }
+
+
+def _plain(value: _t.Any) -> _t.Any:
+    """Turns a value into plain YAML data (paths to text, models to dicts, tuples to lists)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, BaseModel):
+        return _plain(value.model_dump(exclude_defaults=True))
+    if isinstance(value, StrEnum):
+        return str(value)
+    return value
 
 
 def _is_cancellation(exc: BaseException) -> bool:

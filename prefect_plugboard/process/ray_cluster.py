@@ -34,6 +34,9 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 
+_LOCAL_ONLY = ("num_cpus", "num_gpus", "resources", "object_store_memory", "include_dashboard")
+"""`ray.init` arguments that only apply when starting a new local instance."""
+
 REACH_TIMEOUT = 5.0
 """How long (s) to try to reach a cluster's address before giving up."""
 
@@ -87,6 +90,13 @@ class RayConnection:
         else:
             _logger.info("Joining the Ray cluster at %s", address)
             _check_reachable(address)
+            local_only = {k: kwargs.pop(k) for k in _LOCAL_ONLY if k in kwargs}
+            if local_only:
+                _logger.warning(
+                    "Ignoring %s: they size a new local Ray, not the cluster at %s",
+                    ", ".join(sorted(local_only)),
+                    address,
+                )
             try:
                 ray.init(address=address, **kwargs)
             except Exception as exc:

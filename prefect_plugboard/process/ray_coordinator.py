@@ -27,6 +27,9 @@ class RunCoordinator:
         self._stop_reason = ""
         self._failure: tuple[str, str] | None = None
         self._finals: dict[str, dict[str, _t.Any]] = {}
+        self._progress: dict[str, dict[str, _t.Any]] = {}
+        self._version = 0
+        self._changed = asyncio.Event()
 
     def _event(self, component: str) -> asyncio.Event:
         return self._registered.setdefault(component, asyncio.Event())
@@ -69,3 +72,16 @@ class RunCoordinator:
     async def finals(self) -> dict[str, dict[str, _t.Any]]:
         """Returns every final state reported so far."""
         return self._finals
+
+    async def report_progress(self, component: str, progress: dict[str, _t.Any]) -> None:
+        """Records a component's status and figures while it runs."""
+        self._progress[component] = progress
+        self._version += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def progress_after(self, version: int) -> tuple[int, dict[str, dict[str, _t.Any]]]:
+        """Waits for progress newer than `version`; returns the new version and every report."""
+        while self._version <= version and not self._stopped.is_set():
+            await self._changed.wait()
+        return self._version, self._progress

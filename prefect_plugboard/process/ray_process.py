@@ -31,6 +31,7 @@ from prefect_plugboard.process.ray_worker import (
     OutputTarget,
     WorkerPlan,
     apply_final_state,
+    apply_progress,
     run_on_worker,
 )
 from prefect_plugboard.process.supervision import ComponentFailure
@@ -223,7 +224,11 @@ class RayProcess(Process):
                 }
                 with remote_options(**options):
                     futures[component.name] = runner.submit(task, parameters={})
-            await self._supervise(futures, coordinator)
+            following = asyncio.ensure_future(self._follow_progress(coordinator))
+            try:
+                await self._supervise(futures, coordinator)
+            finally:
+                following.cancel()
         finally:
             try:
                 finals = await coordinator.finals.remote()
@@ -234,6 +239,17 @@ class RayProcess(Process):
             ray.kill(coordinator)
             self._coordinator = None
             remove_placement_group(group)
+
+    async def _follow_progress(self, coordinator: _t.Any) -> None:
+        """Keeps the driver's components' status and figures current while the run lasts."""
+        version = 0
+        while True:
+            latest, reports = await coordinator.progress_after.remote(version)
+            for name, progress in reports.items():
+                apply_progress(self.components[name], progress)
+            if latest == version:  # the run is stopping: no more reports will come
+                return
+            version = latest
 
     async def _supervise(self, futures: Mapping[str, _t.Any], coordinator: _t.Any) -> None:
         import ray

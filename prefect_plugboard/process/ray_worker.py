@@ -17,7 +17,16 @@ from prefect_plugboard.process.tasks import run_with_task_logger
 from prefect_plugboard.schemas.status import Status
 
 
-__all__ = ["InputPlan", "OutputTarget", "WorkerPlan", "final_state", "run_on_worker"]
+__all__ = [
+    "InputPlan",
+    "OutputTarget",
+    "WorkerPlan",
+    "apply_final_state",
+    "apply_progress",
+    "final_state",
+    "progress_of",
+    "run_on_worker",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -112,7 +121,12 @@ async def _wire_and_run(component: Component, plan: WorkerPlan, coordinator: _t.
                 streams.append(stream)
                 senders.setdefault(out_field, []).append(stream)
         await asyncio.gather(*(stream.connected() for stream in streams))
-        return await run_with_task_logger(ComponentRunner(component, inboxes, senders))
+
+        def report(component: Component) -> None:
+            coordinator.report_progress.remote(component.name, progress_of(component))
+
+        report(component)
+        return await run_with_task_logger(ComponentRunner(component, inboxes, senders, report))
     finally:
         if receiver is not None:
             await receiver.close()
@@ -126,6 +140,17 @@ def _locator(coordinator: _t.Any, component: str) -> _t.Callable[[], _t.Awaitabl
         return await coordinator.lookup.remote(component)
 
     return locate
+
+
+def progress_of(component: Component) -> dict[str, _t.Any]:
+    """A component's status and figures, as reported while it runs."""
+    return {"status": str(component.status), "stats": component.run_stats.to_dict()}
+
+
+def apply_progress(component: Component, progress: Mapping[str, _t.Any]) -> None:
+    """Copies a running worker's status and figures onto the driver's component object."""
+    component.status = Status(progress["status"])
+    component._run_stats = RunStats(**progress["stats"])
 
 
 def final_state(component: Component) -> dict[str, _t.Any]:
@@ -168,8 +193,7 @@ def final_state(component: Component) -> dict[str, _t.Any]:
 
 def apply_final_state(component: Component, state: Mapping[str, _t.Any]) -> None:
     """Copies a worker's final state onto the driver's component object."""
-    component.status = Status(state["status"])
+    apply_progress(component, state)
     component.__dict__.update(state["fields"])
     for key, value in state["exports"].items():
         setattr(component, key, value)
-    component._run_stats = RunStats(**state["stats"])

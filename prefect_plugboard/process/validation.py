@@ -7,7 +7,7 @@ unknown components or fields, unconnected inputs, loops without initial values.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 import difflib
 
 from prefect_plugboard.component.component import Component
@@ -28,12 +28,21 @@ def _known(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "none"
 
 
-def validate_graph(components: Sequence[object], connectors: Sequence[object]) -> list[Issue]:
+def validate_graph(
+    components: Sequence[object],
+    connectors: Sequence[object],
+    *,
+    unbuilt: Collection[str] = (),
+    declared: Sequence[str] = (),
+) -> list[Issue]:
     """Returns every structural problem of a graph; an empty list means it can run.
 
     Args:
         components: The components, in the order given to the process.
         connectors: The connectors, in the order given to the process.
+        unbuilt: Names of components that exist in the model but could not be built (their
+            own problems are reported elsewhere): connectors to them are not checked.
+        declared: Every component name of the model, for "known components" and did-you-mean.
 
     Returns:
         The problems found, each located as `components[i]` or `connectors[j]`.
@@ -76,7 +85,7 @@ def validate_graph(components: Sequence[object], connectors: Sequence[object]) -
                     )
                 )
 
-    names = list(by_name)
+    names = list(dict.fromkeys([*by_name, *declared]))
     connected: defaultdict[str, set[str]] = defaultdict(set)
     seen_ids: dict[str, int] = {}
     for index, connector in enumerate(connectors):
@@ -93,7 +102,10 @@ def validate_graph(components: Sequence[object], connectors: Sequence[object]) -
             )
             continue
         seen_ids[spec.id] = index
-        _check_socket(spec.source, "output", by_name, names, f"{where}.source", issues)
+        if spec.source.entity not in unbuilt:
+            _check_socket(spec.source, "output", by_name, names, f"{where}.source", issues)
+        if spec.target.entity in unbuilt:
+            continue
         if _check_socket(spec.target, "input", by_name, names, f"{where}.target", issues):
             connected[spec.target.entity].add(spec.target.descriptor)
 

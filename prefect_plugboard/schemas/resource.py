@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import typing as _t
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 
 __all__ = ["Resource", "parse_quantity"]
@@ -71,6 +71,18 @@ def parse_quantity(value: float | int | str) -> float:
     return number
 
 
+QUANTITY_PATTERN = r"^\s*(\d+(\.\d+)?|\.\d+)\s*(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?\s*$"
+QUANTITY_JSON_SCHEMA: dict[str, _t.Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": QUANTITY_PATTERN},
+    ]
+}
+"""JSON Schema of a quantity: a number, or a string such as "500m" or "512Mi"."""
+
+_Quantity = _t.Annotated[float, WithJsonSchema(QUANTITY_JSON_SCHEMA)]
+
+
 class Resource(BaseModel):
     """The compute resources a component needs while it runs.
 
@@ -89,10 +101,12 @@ class Resource(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cpu: float = Field(default=0.001, description="CPUs, e.g. 1, 0.5 or '500m'.")
-    gpu: float = Field(default=0, description="GPUs, e.g. 1 or 0.5.")
-    memory: int = Field(default=0, description="Memory in bytes, e.g. 536870912 or '512Mi'.")
-    resources: dict[str, float] = Field(
+    cpu: _Quantity = Field(default=0.001, description="CPUs, e.g. 1, 0.5 or '500m'.")
+    gpu: _Quantity = Field(default=0, description="GPUs, e.g. 1 or 0.5.")
+    memory: _t.Annotated[int, WithJsonSchema(QUANTITY_JSON_SCHEMA)] = Field(
+        default=0, description="Memory in bytes, e.g. 536870912 or '512Mi'."
+    )
+    resources: dict[str, _Quantity] = Field(
         default_factory=dict, description="Custom resources by name, e.g. {custom_hardware: 2}."
     )
 

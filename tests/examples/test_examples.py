@@ -26,6 +26,11 @@ class Run:
 
 RUNS = [
     Run("quickstart/squares.py", rows={"squares.csv": 5}),
+    Run("running_in_parallel/model.yaml", ("-p", "component.input.arg.iters=3"), {"ray.csv": 3}),
+    Run(
+        "running_in_parallel/model-ray.yaml", ("-p", "component.input.arg.iters=3"), {"ray.csv": 3}
+    ),
+    Run("running_in_parallel/resources-example.yaml", prints="Completed in"),
     Run("running_in_parallel/hello_ray.py", ("local", "3"), rows={"ray.csv": 3}),
     Run("running_in_parallel/hello_ray.py", ("ray", "3"), rows={"ray.csv": 3}),
     Run(
@@ -35,21 +40,27 @@ RUNS = [
 ]
 
 
-def test_every_runnable_example_is_exercised() -> None:
+def test_every_example_is_exercised() -> None:
     runnable = {
         str(path.relative_to(EXAMPLES))
         for path in EXAMPLES.rglob("*.py")
         if 'if __name__ == "__main__":' in path.read_text()
     }
-    assert runnable == {run.script for run in RUNS}
+    models = {str(path.relative_to(EXAMPLES)) for path in EXAMPLES.rglob("*.yaml")}
+    assert runnable | models == {run.script for run in RUNS}
 
 
 @pytest.mark.parametrize("run", RUNS, ids=lambda r: f"{r.script} {' '.join(r.args)}".strip())
 def test_example_runs_as_a_script(run: Run, tmp_path: Path, prefect_api: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PREFECT_API_URL"] = prefect_api
+    command = (
+        [str(Path(sys.executable).parent / "prefect-plugboard"), "run"]
+        if run.script.endswith(".yaml")
+        else [sys.executable]
+    )
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / run.script), *run.args],
+        [*command, str(EXAMPLES / run.script), *run.args],
         cwd=tmp_path,
         env=env,
         capture_output=True,

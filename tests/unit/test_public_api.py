@@ -64,11 +64,14 @@ def test_no_fixed_sleeps_in_the_package() -> None:
     assert offenders == []
 
 
-def test_the_entry_point_lets_prefect_find_the_package() -> None:
+def test_the_entry_point_lets_prefect_find_the_block_types() -> None:
     from importlib.metadata import entry_points
 
-    found = {ep.name: ep.value for ep in entry_points(group="prefect.collections")}
-    assert found.get("prefect_plugboard") == "prefect_plugboard"
+    found = {ep.name: ep for ep in entry_points(group="prefect.collections")}
+    assert found["prefect_plugboard"].value == "prefect_plugboard.blocks"
+    blocks = found["prefect_plugboard"].load()
+    slugs = {cls.get_block_type_slug() for cls in blocks.channel_block_types().values()}
+    assert slugs == {"plugboard-asyncio-channel", "plugboard-ray-channel"}
 
 
 def test_the_makefile_runs_scripts_that_exist() -> None:

@@ -82,13 +82,24 @@ async def test_a_lone_message_leaves_without_waiting_for_a_batch() -> None:
 async def test_a_receiver_that_is_behind_holds_the_sender_back() -> None:
     inbox, receiver, address = await open_field(4, 1)
     sender = sender_to(address, "c", batch_size=4)
+    await sender.connected()
     payload = "x" * 1_000_000
-    sending = asyncio.ensure_future(produce(sender, [payload] * 200))  # 200 MB
+    accepted = 0
+
+    async def flood() -> None:
+        nonlocal accepted
+        for _ in range(200):  # 200 MB, far more than the socket buffers hold
+            if not sender.send_nowait(payload):
+                await sender.send(payload)
+            accepted += 1
+
+    sending = asyncio.ensure_future(flood())
     await asyncio.sleep(0.5)
-    assert not sending.done()  # nobody takes from the inbox: the sender waits...
-    assert len(inbox) == 4  # ...with the inbox full, and no more than full
-    sender.abort()
+    assert not sending.done()  # nobody takes from the inbox: the sender waits in send()...
+    assert len(inbox) == 4  # ...with the inbox full, and no more than full,
+    assert accepted < 60  # and only what the socket buffers and the inbox hold is accepted
     sending.cancel()
+    sender.abort()
     await receiver.close()
 
 

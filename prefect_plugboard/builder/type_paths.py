@@ -1,0 +1,93 @@
+"""Resolving the class paths named in YAML, plugboard's `plugboard.*` paths included."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import sys
+import typing as _t
+
+
+__all__ = ["PLUGBOARD_ALIASES", "TypeNotFound", "resolve_type"]
+
+PLUGBOARD_ALIASES: dict[str, str] = {
+    "plugboard.process.LocalProcess": "prefect_plugboard.process.LocalProcess",
+    "plugboard.process.RayProcess": "prefect_plugboard.process.RayProcess",
+    "plugboard.connector.AsyncioConnector": "prefect_plugboard.connector.AsyncioConnector",
+    "plugboard.connector.RayConnector": "prefect_plugboard.connector.RayConnector",
+    "plugboard.library.FileWriter": "prefect_plugboard.library.FileWriter",
+    "plugboard.library.FileReader": "prefect_plugboard.library.FileReader",
+    "plugboard.library.file_io.FileWriter": "prefect_plugboard.library.file_io.FileWriter",
+    "plugboard.library.file_io.FileReader": "prefect_plugboard.library.file_io.FileReader",
+}
+"""plugboard's class paths and the classes here that take their place."""
+
+
+class TypeNotFound(Exception):
+    """A class path could not be resolved; the message says why and what might be meant."""
+
+
+def resolve_type(path: str, base: type, kind: str) -> type:
+    """Imports the class at `path` and checks it is a subclass of `base`.
+
+    Args:
+        path: `module.Class` (a `plugboard.*` path names its equivalent here).
+        base: The class it must derive from.
+        kind: What it is, for messages ("component", "process", "connector").
+
+    Raises:
+        TypeNotFound: The module cannot be imported (missing, or failing), the module has no
+            such name (with a did-you-mean), or the class is not a `base`.
+    """
+    target = PLUGBOARD_ALIASES.get(path, path)
+    if target.startswith("plugboard.") and target not in PLUGBOARD_ALIASES.values():
+        known = ", ".join(sorted(PLUGBOARD_ALIASES))
+        msg = (
+            f"{path!r} is a plugboard class that prefect-plugboard does not provide; known: {known}"
+        )
+        raise TypeNotFound(msg)
+    module_name, _, name = target.rpartition(".")
+    module = _import(module_name, path)
+    value = module
+    for part in name.split("."):
+        if not hasattr(value, part):
+            raise TypeNotFound(_missing(path, module_name, module, part, base))
+        value = getattr(value, part)
+    if not (inspect.isclass(value) and issubclass(value, base)):
+        msg = f"{path!r} is not a {kind} class (a subclass of {base.__name__})"
+        raise TypeNotFound(msg)
+    return value
+
+
+def _import(module_name: str, path: str) -> _t.Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            msg = (
+                f"cannot import {path!r}: no module named {exc.name!r} (looked in the YAML "
+                f"file's folder, {sys.path[0] or '.'}, and on the Python path)"
+            )
+        else:
+            msg = f"cannot import {path!r}: importing {module_name!r} failed: {exc}"
+        raise TypeNotFound(msg) from None
+    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+        msg = (
+            f"cannot import {path!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        )
+        raise TypeNotFound(msg) from None
+
+
+def _missing(path: str, module_name: str, module: _t.Any, name: str, base: type) -> str:
+    candidates = [
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_") and inspect.isclass(v) and issubclass(v, base) and v is not base
+    ]
+    own = [n for n in candidates if getattr(module, n).__module__ == module.__name__]
+    candidates = own or candidates
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    hint = f" Did you mean '{module_name}.{close[0]}'?" if close else ""
+    listing = f" It has: {', '.join(sorted(candidates))}." if candidates else ""
+    return f"module {module_name!r} has no {name!r} ({path!r}).{hint}{listing}"

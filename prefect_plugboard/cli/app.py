@@ -1,0 +1,188 @@
+"""The commands of `prefect-plugboard`."""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+import json
+import os
+from pathlib import Path
+import sys
+import time
+import typing as _t
+
+from rich.live import Live
+import typer
+
+from prefect_plugboard.builder.flow import flow_for
+from prefect_plugboard.builder.process_builder import Model, build_process, load_model
+from prefect_plugboard.cli.output import console, describe_error, errors, progress_table
+from prefect_plugboard.diagram import mermaid_diagram, mermaid_live_url
+from prefect_plugboard.process.process import Process
+from prefect_plugboard.schemas.config import ConfigSpec
+
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="prefect-plugboard",
+    help="Run, validate and draw plugboard models (YAML) as Prefect flows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class ProcessType(StrEnum):
+    """Where a model's components run."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
+FileArgument = _t.Annotated[Path, typer.Argument(help="The model's YAML file.", show_default=False)]
+ParamOption = _t.Annotated[
+    list[str] | None,
+    typer.Option(
+        "-p",
+        "--param",
+        help="Override a value: component.NAME.arg.FIELD=VALUE, component.NAME.parameter.FIELD"
+        "=VALUE, component.NAME.initial_value.FIELD=VALUE, or a process parameter NAME=VALUE.",
+        show_default=False,
+    ),
+]
+ProcessTypeOption = _t.Annotated[
+    ProcessType | None,
+    typer.Option("--process-type", help="Run on this process type instead of the model's."),
+]
+
+
+def _fail(error: BaseException) -> _t.NoReturn:
+    errors.print(f"[red]Error:[/red] {describe_error(error)}")
+    if os.environ.get("PREFECT_PLUGBOARD_TRACEBACK"):
+        raise error
+    raise typer.Exit(1)
+
+
+def _load(file: Path, process_type: ProcessType | None, params: list[str] | None) -> Model:
+    try:
+        return load_model(file, process_type=process_type, overrides=params or None)
+    except Exception as exc:  # noqa: BLE001 - every error is reported the same way
+        _fail(exc)
+
+
+def _summary(process: Process) -> str:
+    return (
+        f"{len(process.components)} components, {len(process.connectors)} connectors, "
+        f"on a {type(process).__name__}"
+    )
+
+
+@app.command()
+def validate(
+    file: FileArgument,
+    process_type: ProcessTypeOption = None,
+    param: ParamOption = None,
+) -> None:
+    """Check a model without running it: every problem, with its place in the file."""
+    model = _load(file, process_type, param)
+    try:
+        process = build_process(model)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+    console.print(f"[green]✓[/green] {file} is valid: {_summary(process)}.")
+    console.print(f"Run it with:\n  prefect-plugboard run {file}")
+
+
+@app.command()
+def run(
+    file: FileArgument,
+    process_type: ProcessTypeOption = None,
+    param: ParamOption = None,
+    ray_address: _t.Annotated[
+        str | None, typer.Option("--ray-address", help="The Ray cluster to run on (Ray only).")
+    ] = None,
+) -> None:
+    """Run a model as a Prefect flow: one flow run, one task run per component."""
+    model = _load(file, process_type, param)
+    if ray_address:
+        model.spec.prefect.ray_address = ray_address
+    current: list[Process] = []
+    try:
+        flow = flow_for(model, on_process=current.append)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+    console.print(f"Running {file} as flow {flow.name!r}…")
+    started = time.monotonic()
+    try:
+        state = asyncio.run(_run(flow, lambda: current[-1] if current else None))
+    except KeyboardInterrupt:
+        errors.print("[yellow]Interrupted.[/yellow]")
+        raise typer.Exit(130) from None
+    process = current[-1] if current else None
+    flow_run_id = state.state_details.flow_run_id
+    if state.is_completed():
+        summary = _summary(process) if process else ""
+        console.print(
+            f"[green]✓[/green] Completed in {time.monotonic() - started:.1f}s: {summary}."
+        )
+    else:
+        error = asyncio.run(state.aresult(raise_on_failure=False))
+        detail = describe_error(error) if isinstance(error, BaseException) else state.message
+        errors.print(f"[red]{state.name}:[/red] {detail}")
+    console.print(
+        f"Inspect the run with:\n  prefect flow-run inspect {flow_run_id}\n"
+        f"  prefect flow-run logs {flow_run_id}"
+    )
+    if not state.is_completed():
+        raise typer.Exit(1)
+
+
+async def _run(flow: _t.Any, process: _t.Callable[[], Process | None]) -> _t.Any:
+    if not sys.stdout.isatty():
+        return await flow(return_state=True)
+    with Live(
+        get_renderable=progress_table(process),
+        console=console,
+        refresh_per_second=4,
+        transient=True,
+    ):
+        return await flow(return_state=True)
+
+
+@app.command()
+def diagram(
+    file: FileArgument,
+    process_type: ProcessTypeOption = None,
+    param: ParamOption = None,
+) -> None:
+    """Print the model's graph as a Mermaid flowchart (and a mermaid.live link)."""
+    model = _load(file, process_type, param)
+    try:
+        process = build_process(model)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+    text = mermaid_diagram(process)
+    sys.stdout.write(text + "\n")
+    errors.print(f"Open it in an editor: {mermaid_live_url(text)}")
+
+
+@app.command()
+def schema(
+    output: _t.Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of model files, for completion and checks in editors."""
+    text = json.dumps(ConfigSpec.model_json_schema(), indent=2)
+    if output is None:
+        sys.stdout.write(text + "\n")
+        return
+    output.write_text(text + "\n", encoding="utf-8")
+    console.print(f"Wrote the schema to {output}. Point your editor at it, e.g. first line:")
+    console.print(f"  # yaml-language-server: $schema={output}", markup=False)
+
+
+def main() -> None:
+    """Runs the command line."""
+    app()

@@ -1,0 +1,110 @@
+"""The `prefect-plugboard` command line, run as a user would, against the session's API."""
+
+import csv
+import os
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "examples" / "running_in_parallel"
+MODELS = ROOT / "tests" / "unit" / "models"
+CLI = str(Path(sys.executable).parent / "prefect-plugboard")
+
+
+def cli(*args: str, cwd: Path, api: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PREFECT_API_URL"] = api
+    return subprocess.run(
+        [CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def rows(path: Path) -> list[list[str]]:
+    with path.open() as f:
+        return list(csv.reader(f))[1:]
+
+
+def test_run_writes_the_rows_where_the_user_is_and_says_what_to_do_next(
+    tmp_path: Path, prefect_api: str
+) -> None:
+    result = cli(
+        "run",
+        str(SEED / "model.yaml"),
+        "-p",
+        "component.input.arg.iters=3",
+        cwd=tmp_path,
+        api=prefect_api,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(rows(tmp_path / "ray.csv")) == 3
+    assert "Completed in" in result.stdout and "on a LocalProcess" in result.stdout
+    assert "prefect flow-run inspect " in result.stdout
+
+
+@pytest.mark.ray
+def test_process_type_switches_a_local_model_to_ray(tmp_path: Path, prefect_api: str) -> None:
+    result = cli(
+        "run",
+        str(SEED / "model.yaml"),
+        "--process-type",
+        "ray",
+        "-p",
+        "component.input.arg.iters=2",
+        cwd=tmp_path,
+        api=prefect_api,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(rows(tmp_path / "ray.csv")) == 2
+    assert "on a RayProcess" in result.stdout
+
+
+def test_validate_reports_every_problem_without_a_traceback(
+    tmp_path: Path, prefect_api: str
+) -> None:
+    shutil.copy(MODELS / "shapes.py", tmp_path / "shapes.py")
+    text = (MODELS / "model.yaml").read_text()
+    (tmp_path / "good.yaml").write_text(text)
+    (tmp_path / "bad.yaml").write_text(
+        text.replace("factor: 10", "factr: 10").replace("target: scale.n", "target: scael.n")
+    )
+    good = cli("validate", "good.yaml", cwd=tmp_path, api=prefect_api)
+    assert good.returncode == 0, good.stderr
+    assert "good.yaml is valid: 3 components, 2 connectors, on a LocalProcess." in good.stdout
+    assert "prefect-plugboard run good.yaml" in good.stdout
+    bad = cli("validate", "bad.yaml", cwd=tmp_path, api=prefect_api)
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr
+    assert "components[1].args.factr (bad.yaml:15): Scale has no argument 'factr'" in bad.stderr
+    assert "connectors[0].target (bad.yaml:23): unknown component 'scael'" in bad.stderr
+
+
+def test_a_failing_component_exits_non_zero_naming_it(tmp_path: Path, prefect_api: str) -> None:
+    shutil.copy(MODELS / "shapes.py", tmp_path / "shapes.py")
+    (tmp_path / "explode.yaml").write_text(
+        "plugboard:\n  process:\n    args:\n      components:\n"
+        "      - {type: shapes.Count, args: {name: count, limit: 5}}\n"
+        "      - {type: shapes.Explode, args: {name: boom, at: 2}}\n"
+        "      connectors:\n      - {source: count.n, target: boom.n}\n"
+    )
+    result = cli("run", "explode.yaml", cwd=tmp_path, api=prefect_api)
+    assert result.returncode == 1
+    assert "component 'boom' (Explode) failed: ArithmeticError: exploded at 2" in result.stderr
+    assert "prefect flow-run inspect " in result.stdout
+
+
+def test_diagram_prints_mermaid_and_a_link(tmp_path: Path, prefect_api: str) -> None:
+    result = cli("diagram", str(SEED / "model.yaml"), cwd=tmp_path, api=prefect_api)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "flowchart LR"
+    assert (
+        "    input@{ shape: rounded, label: Iterator<br>**input** } --> "
+        "slow-sleep@{ shape: rounded, label: Sleep<br>**slow-sleep** }"
+    ) in lines
+    assert len(lines) == 6
+    assert "https://mermaid.live/edit#pako:" in result.stderr
