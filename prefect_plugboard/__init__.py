@@ -34,6 +34,10 @@ if _t.TYPE_CHECKING:
         ConnectorBuilder as ConnectorBuilder,
         RayConnector as RayConnector,
     )
+    from prefect_plugboard.events import (
+        Event as Event,
+        StopEvent as StopEvent,
+    )
     from prefect_plugboard.exceptions import (
         ChannelClosedError as ChannelClosedError,
         ComponentCrashedError as ComponentCrashedError,
@@ -63,6 +67,8 @@ if _t.TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _PUBLIC: dict[str, str] = {
+    "Event": "prefect_plugboard.events",
+    "StopEvent": "prefect_plugboard.events",
     "build_flow": "prefect_plugboard.builder",
     "build_process": "prefect_plugboard.builder",
     "load_model": "prefect_plugboard.builder",
@@ -107,6 +113,7 @@ __all__ = [
     "Connector",
     "ConnectorBuilder",
     "ConnectorSpec",
+    "Event",
     "FileReader",
     "FileWriter",
     "IO",
@@ -122,6 +129,7 @@ __all__ = [
     "Resource",
     "ResourceError",
     "Status",
+    "StopEvent",
     "ValidationError",
     "__version__",
     "build_flow",

@@ -28,8 +28,7 @@ from collections.abc import Iterable, Sequence
 import typing as _t
 
 from prefect_plugboard.component.component import Component
-from prefect_plugboard.process.local_process import LocalProcess, build_local_runners
-from prefect_plugboard.process.supervision import Supervisor
+from prefect_plugboard.process.local_process import LocalProcess
 from prefect_plugboard.schemas.component import ComponentArgsDict
 from prefect_plugboard.schemas.status import Status
 
@@ -140,8 +139,8 @@ class FailingComponent(PassThrough):
 async def run_in_memory(process: LocalProcess) -> None:
     """Runs a `LocalProcess`'s graph on the current event loop without Prefect.
 
-    Validation, channels, stepping, completion and fail-fast behave as in `process.run()`;
-    there is no flow run and no task run, so no Prefect API is needed.
+    Validation, channels, stepping, events, completion and fail-fast behave as in
+    `process.run()`; there is no flow run and no task run, so no Prefect API is needed.
 
     Args:
         process: The process to run (initialised here if it is not yet).
@@ -151,18 +150,10 @@ async def run_in_memory(process: LocalProcess) -> None:
         ComponentError: A component raised; its exception is the cause.
     """
     await process.init()
-    supervisor = Supervisor(process.name)
-    runners = build_local_runners(process)
     process.status = Status.RUNNING
     try:
-        await supervisor.wait(
-            {
-                name: supervisor.run_component(name, type(r.component).__name__, r.run)
-                for name, r in runners.items()
-            },
-            {name: type(r.component).__name__ for name, r in runners.items()},
-        )
+        await process._supervise(as_task_runs=False)
     except BaseException:
         process.status = Status.FAILED
         raise
-    process.status = Status.COMPLETED
+    process.status = Status.STOPPED if process.stop_reason is not None else Status.COMPLETED

@@ -11,6 +11,7 @@ import re
 import typing as _t
 
 from prefect_plugboard.component.io import IO
+from prefect_plugboard.events.event import HANDLER_ATTRIBUTE, EventHandlerSpec
 from prefect_plugboard.exceptions import ValidationError
 from prefect_plugboard.schemas.connector import ENTITY_PATTERN
 from prefect_plugboard.schemas.resource import Resource
@@ -89,6 +90,7 @@ class Component:
     io: IO = IO()
     exports: _t.ClassVar[list[str] | None] = None
     resources: Resource = Resource()
+    _event_handlers: _t.ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {}
 
     name: str
     status: Status
@@ -117,6 +119,7 @@ class Component:
             )
             raise ValueError(msg)
         cls.io = merged
+        cls._event_handlers = _collect_handlers(cls)
         declared_resources = cls.__dict__.get("resources")
         if isinstance(declared_resources, Mapping):
             cls.resources = Resource.model_validate(declared_resources)
@@ -259,6 +262,25 @@ class Component:
         state = self.__dict__.copy()
         state["_run_logger"] = None  # bound to one task run; rebuilt where it runs
         return state
+
+
+def _collect_handlers(cls: type[Component]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Event type -> (method name, fields it populates), along the class hierarchy."""
+    handlers: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            spec = getattr(value, HANDLER_ATTRIBUTE, None)
+            if isinstance(spec, EventHandlerSpec):
+                handlers[spec.event.type] = (name, spec.populates_fields)
+    declared = {e.type for e in cls.io.input_events}
+    undeclared = sorted(set(handlers) - declared)
+    if undeclared:
+        msg = (
+            f"{cls.__qualname__} handles events {undeclared} that its io does not declare; "
+            "add them to IO(input_events=[...])"
+        )
+        raise TypeError(msg)
+    return handlers
 
 
 _RESERVED: frozenset[str] | None = None

@@ -11,6 +11,7 @@ from prefect_plugboard.schemas.connector import DESCRIPTOR_PATTERN
 
 if _t.TYPE_CHECKING:
     from prefect_plugboard.component.component import Component
+    from prefect_plugboard.events.event import Event
 
 
 __all__ = ["IO", "IOController"]
@@ -36,23 +37,38 @@ class IO:
             a new value, and reads them as attributes (`self.x`).
         outputs: Names of the output fields, set as attributes (`self.y = ...`). After every
             step each output is sent with its current value on every connector leaving it.
-        input_events: Reserved for event types the component handles.
-        output_events: Reserved for event types the component publishes.
+        input_events: Event classes the component handles (with `@MyEvent.handler` methods).
+        output_events: Event classes the component publishes with `queue_event`.
     """
 
-    __slots__ = ("_close_requested", "_owner", "input_events", "inputs", "output_events", "outputs")
+    __slots__ = (
+        "_close_requested",
+        "_event_queue",
+        "_owner",
+        "input_events",
+        "inputs",
+        "output_events",
+        "outputs",
+    )
 
     def __init__(
         self,
         inputs: Iterable[str] | None = None,
         outputs: Iterable[str] | None = None,
-        input_events: Iterable[type] | None = None,
-        output_events: Iterable[type] | None = None,
+        input_events: Iterable[type[Event]] | None = None,
+        output_events: Iterable[type[Event]] | None = None,
     ) -> None:
         self.inputs: tuple[str, ...] = _unique(inputs or ())
         self.outputs: tuple[str, ...] = _unique(outputs or ())
-        self.input_events: tuple[type, ...] = _unique(input_events or ())
-        self.output_events: tuple[type, ...] = _unique(output_events or ())
+        self.input_events: tuple[type[Event], ...] = _unique(input_events or ())
+        self.output_events: tuple[type[Event], ...] = _unique(output_events or ())
+        for event in (*self.input_events, *self.output_events):
+            if not isinstance(getattr(event, "type", None), str):
+                msg = (
+                    f"{getattr(event, '__qualname__', event)!r} is not an Event class with a "
+                    "`type`; give it `type: ClassVar[str] = '...'`"
+                )
+                raise TypeError(msg)
         for name in (*self.inputs, *self.outputs):
             _check_field_name(name)
         overlap = set(self.inputs) & set(self.outputs)
@@ -61,6 +77,7 @@ class IO:
             raise ValueError(msg)
         self._owner: Component | None = None
         self._close_requested = False
+        self._event_queue: list[Event] = []
 
     def __repr__(self) -> str:
         return f"IO(inputs={list(self.inputs)!r}, outputs={list(self.outputs)!r})"
@@ -118,6 +135,27 @@ class IO:
     def is_closed(self) -> bool:
         """Whether the component has closed its output (no more steps will follow)."""
         return self._close_requested
+
+    def queue_event(self, event: Event) -> None:
+        """Publishes an event after the current step (or handler) returns.
+
+        It must be of a type declared in `output_events`; a `StopEvent` may always be queued
+        and stops the whole model.
+
+        Raises:
+            ValueError: The event's type is not one of the component's output events.
+        """
+        from prefect_plugboard.events.event import StopEvent
+
+        if not isinstance(event, StopEvent) and type(event) not in self.output_events:
+            declared = ", ".join(e.__name__ for e in self.output_events) or "none"
+            owner = self._owner.name if self._owner is not None else "?"
+            msg = (
+                f"component {owner!r} cannot publish {type(event).__name__} ({event.type!r}): "
+                f"it is not in its output_events ({declared})"
+            )
+            raise ValueError(msg)
+        self._event_queue.append(event)
 
     async def close(self) -> None:
         """Ends this component's output streams after the current step.

@@ -4,28 +4,53 @@ This is the hot loop of the library. Per step it takes one value per input field
 inbox, awaits `step()`, and offers every output value to every connector leaving the
 component. Waiting only happens when an inbox is empty or a receiver is full; everything else
 runs without suspending, so the event loop hands work over in batches.
+
+Components that handle events run a second loop that also takes events as they come (see
+`ComponentRunner._run_with_events`); components without input events never pay for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 import time
 import typing as _t
 
 from prefect_plugboard.component.component import Component, RunStats
 from prefect_plugboard.connector.channel import EMPTY, EndOfStream, Inbox, Sender
+from prefect_plugboard.events.event import Event, StopEvent
 from prefect_plugboard.schemas.status import Status
 
 
-__all__ = ["ComponentRunner"]
+__all__ = ["PROGRESS_PERIOD", "TIME_SLICE", "ComponentRunner", "EventWiring"]
 
-# A component that has run this long (seconds) without waiting yields to the event loop, so
-# that the other components, cancellation and I/O get a turn: cooperative time slicing.
 TIME_SLICE = 0.005
+"""A component that has run this long (s) without waiting yields to the event loop, so that
+the other components, cancellation and I/O get a turn: cooperative time slicing."""
 PROGRESS_PERIOD = 1.0
 """Most often (s) a runner reports progress through its `on_progress` callback."""
+
+
+@dataclass
+class EventWiring:
+    """A component's events: where it receives them, where each type it publishes goes.
+
+    Attributes:
+        inbox: Where the events it handles arrive (from every publisher), if it handles any.
+        senders: Per event type it publishes, one sender per subscribing component.
+        on_stop: Called when the component publishes a `StopEvent`: stop the whole model.
+    """
+
+    inbox: Inbox | None = None
+    senders: Mapping[str, Sequence[Sender]] = field(default_factory=dict)
+    on_stop: Callable[[StopEvent], None] | None = None
+
+
+class _Arrived(_t.NamedTuple):
+    kind: _t.Literal["field", "event", "events-ended"]
+    value: _t.Any
 
 
 class ComponentRunner:
@@ -40,6 +65,7 @@ class ComponentRunner:
         senders: The senders of each output field, one per connector leaving it.
         on_progress: Called with the component at most every `PROGRESS_PERIOD` seconds, when
             it waits or yields, after `run_stats` is updated.
+        events: The component's event channels.
     """
 
     def __init__(
@@ -47,21 +73,23 @@ class ComponentRunner:
         component: Component,
         inboxes: Mapping[str, Inbox],
         senders: Mapping[str, Sequence[Sender]],
-        on_progress: _t.Callable[[Component], None] | None = None,
+        on_progress: Callable[[Component], None] | None = None,
+        events: EventWiring | None = None,
     ) -> None:
         self.component = component
         self.inboxes = dict(inboxes)
-        self.senders = {field: list(s) for field, s in senders.items() if s}
+        self.senders = {f: list(s) for f, s in senders.items() if s}
         self.on_progress = on_progress
+        self.events = events or EventWiring()
         self._waiting = 0.0
         self._last_progress = 0.0
 
     async def run(self) -> RunStats:
         """Runs the component to its end and returns its figures.
 
-        On a clean end the component's outputs are closed, so the end flows downstream.
-        `destroy()` runs whatever happens. An exception from the component propagates as is;
-        cancellation leaves the component `STOPPED`.
+        On a clean end the component's outputs (fields and events) are closed, so the end
+        flows downstream. `destroy()` runs whenever `init()` ran. An exception from the
+        component propagates as is; cancellation leaves the component `STOPPED`.
 
         Returns:
             The run's figures (also kept on `component.run_stats`).
@@ -73,7 +101,10 @@ class ComponentRunner:
             component.status = Status.INIT
             await component.init()
             component.status = Status.RUNNING
-            await self._step_until_done(stats)
+            if self.events.inbox is not None:
+                await self._run_with_events(stats)
+            else:
+                await self._step_until_done(stats)
             await self._close_outputs()
             component.status = Status.COMPLETED
         except asyncio.CancelledError:
@@ -83,77 +114,273 @@ class ComponentRunner:
             component.status = Status.FAILED
             raise
         finally:
-            for inbox in self.inboxes.values():
-                inbox.receiver_gone()
+            for inbox in (*self.inboxes.values(), self.events.inbox):
+                if inbox is not None:
+                    inbox.receiver_gone()
             stats.waiting_seconds = self._waiting
             stats.busy_seconds = max(0.0, time.perf_counter() - started - self._waiting)
             await component.destroy()
         return stats
+
+    def _plans(self) -> tuple[tuple[_t.Any, ...], tuple[_t.Any, ...], dict[str, deque[_t.Any]]]:
+        initial = {f: deque(v) for f, v in self.component.initial_values.items() if v}
+        inputs = tuple(
+            (f, inbox.get_nowait, inbox, initial.get(f)) for f, inbox in self.inboxes.items()
+        )
+        outputs = tuple(
+            (f, tuple((sender.send_nowait, sender) for sender in senders))
+            for f, senders in self.senders.items()
+        )
+        return inputs, outputs, initial
+
+    def _publisher(
+        self,
+        stats: RunStats,
+        inputs: tuple[_t.Any, ...],
+        outputs: tuple[_t.Any, ...],
+        initial: dict[str, deque[_t.Any]],
+    ) -> Callable[[int, int], None]:
+        """Returns `publish(steps, sent_steps)`, which brings `run_stats` up to date."""
+        fan_out = sum(len(targets) for _, targets in outputs)
+        initial_count = sum(len(v) for v in initial.values())
+        component = self.component
+
+        def publish(steps: int, sent_steps: int) -> None:
+            # Off the hot path: only before the component waits or yields, and at the end.
+            stats.steps = steps
+            unused = sum(len(v) for v in initial.values())
+            stats.messages_in = max(0, steps * len(inputs) - (initial_count - unused))
+            stats.messages_out = sent_steps * fan_out
+            now = time.monotonic()
+            if self.on_progress is not None and now - self._last_progress >= PROGRESS_PERIOD:
+                self._last_progress = now
+                self.on_progress(component)
+
+        return publish
 
     async def _step_until_done(self, stats: RunStats) -> None:
         component = self.component
         state = component.__dict__
         io = component.io
         step = component.step
-        initial = {f: deque(v) for f, v in component.initial_values.items() if v}
-        inputs = tuple(
-            (field, inbox.get_nowait, inbox, initial.get(field))
-            for field, inbox in self.inboxes.items()
-        )
-        outputs = tuple(
-            (field, tuple((sender.send_nowait, sender) for sender in senders))
-            for field, senders in self.senders.items()
-        )
-        fan_out = sum(len(targets) for _, targets in outputs)
-        initial_count = sum(len(v) for v in initial.values())
+        inputs, outputs, initial = self._plans()
+        publish = self._publisher(stats, inputs, outputs, initial)
         clock = time.monotonic
         steps = 0
         known_attributes = len(state)
         slice_ends = clock() + TIME_SLICE
-
-        def publish(sent: int) -> None:
-            # Off the hot path: only before the component waits or yields.
-            stats.steps = steps
-            unused = sum(len(v) for v in initial.values())
-            stats.messages_in = max(0, steps * len(inputs) - (initial_count - unused))
-            stats.messages_out = sent * fan_out
-            if self.on_progress is not None and clock() - self._last_progress >= PROGRESS_PERIOD:
-                self._last_progress = clock()
-                self.on_progress(component)
-
         try:
             while not io.is_closed:
-                for field, get_nowait, inbox, pending in inputs:
+                for name, get_nowait, inbox, pending in inputs:
                     if pending:
-                        state[field] = pending.popleft()
+                        state[name] = pending.popleft()
                         continue
                     item = get_nowait()
                     if item is EMPTY:
-                        publish(steps)
+                        publish(steps, steps)
                         item = await self._wait_for_input(inbox)
                         slice_ends = clock() + TIME_SLICE
-                    state[field] = item
+                    state[name] = item
                 await step()
                 steps += 1
+                if io._event_queue:
+                    await self._publish_events()
                 if io.is_closed:  # step() may have closed it (mypy keeps the loop's narrowing)
                     break  # type: ignore[unreachable]
                 if len(state) != known_attributes:
                     known_attributes = self._report_new_attributes(state, known_attributes)
-                for field, targets in outputs:
-                    value = state[field]
+                for name, targets in outputs:
+                    value = state[name]
                     for send_nowait, sender in targets:
                         if not send_nowait(value):
-                            publish(steps - 1)
+                            publish(steps, steps - 1)
                             await self._wait_to_send(sender, value)
                             slice_ends = clock() + TIME_SLICE
                 if clock() > slice_ends:
-                    publish(steps)
+                    publish(steps, steps)
                     await asyncio.sleep(0)
                     slice_ends = clock() + TIME_SLICE
         except EndOfStream:
             pass
         finally:
-            publish(steps - 1 if io.is_closed and steps else steps)
+            publish(steps, steps - 1 if io.is_closed and steps else steps)
+
+    async def _run_with_events(self, stats: RunStats) -> None:
+        """The loop of a component that handles events.
+
+        Events are handled as they arrive, between steps. A component with input fields steps
+        once every field has a new value (a handler may provide one with `populates_fields`);
+        it ends when a field's stream ends. A component without input fields steps after each
+        event (if it has a `step`), and ends when every publisher of its events has ended.
+        """
+        component = self.component
+        state = component.__dict__
+        io = component.io
+        events = _t.cast(Inbox, self.events.inbox)
+        handlers = type(component)._event_handlers
+        steps_on_events = type(component).step is not Component.step
+        inputs, outputs, initial = self._plans()
+        publish = self._publisher(stats, inputs, outputs, initial)
+        ready: set[str] = set()
+        required = set(io.inputs)  # some may have no channel: event handlers populate them
+        events_open = True
+        steps = 0
+        known_attributes = len(state)
+
+        async def handle(event: Event) -> None:
+            handler = handlers.get(event.type)
+            if handler is not None:
+                method, populates = handler
+                reply = await getattr(component, method)(event)
+                ready.update(populates)
+                if isinstance(reply, Event):
+                    io.queue_event(reply)
+            if io._event_queue:
+                await self._publish_events()
+
+        async def step_and_send() -> None:
+            nonlocal steps, known_attributes
+            await component.step()
+            steps += 1
+            if io._event_queue:
+                await self._publish_events()
+            if io.is_closed:
+                return
+            if len(state) != known_attributes:
+                known_attributes = self._report_new_attributes(state, known_attributes)
+            for name, targets in outputs:
+                value = state[name]
+                for send_nowait, sender in targets:
+                    if not send_nowait(value):
+                        await self._wait_to_send(sender, value)
+
+        async def on_event(event: Event) -> None:
+            await handle(event)
+            if not inputs and steps_on_events and not io.is_closed:
+                await step_and_send()
+
+        held: list[Event] = []  # at most one: an event that must wait for the next step
+
+        async def offer(event: Event) -> None:
+            # An event whose handler populates a field that already has its value for the
+            # coming step waits for that step, as a second value on a channel would.
+            handler = handlers.get(event.type)
+            if inputs and handler is not None and ready.intersection(handler[1]):
+                held.append(event)
+            else:
+                await on_event(event)
+
+        try:
+            while not io.is_closed:
+                while events_open and not held and (event := events.get_nowait()) is not EMPTY:
+                    await offer(event)
+                    if io.is_closed:  # a handler may close it (mypy keeps the narrowing)
+                        return  # type: ignore[unreachable]
+                if not inputs:
+                    if not events_open:
+                        return
+                    publish(steps, steps)
+                    arrived = await self._next_input(None, events)
+                    if arrived.kind == "events-ended":
+                        events_open = False
+                    else:
+                        await on_event(arrived.value)
+                    continue
+                for name, _get, inbox, pending in inputs:
+                    if name in ready:
+                        continue
+                    if pending:
+                        state[name] = pending.popleft()
+                        ready.add(name)
+                        continue
+                    item = inbox.get_nowait()
+                    if item is EMPTY:
+                        publish(steps, steps)
+                        listen = events if events_open and not held else None
+                        arrived = await self._next_input(inbox, listen)
+                        if arrived.kind == "events-ended":
+                            events_open = False
+                            break
+                        if arrived.kind == "event":
+                            await offer(arrived.value)
+                            break  # handle what else came, then look at the fields again
+                        item = arrived.value
+                    state[name] = item
+                    ready.add(name)
+                if ready.issuperset(required) and not io.is_closed:
+                    ready.clear()
+                    await step_and_send()
+                    if held:
+                        await offer(held.pop())
+                    await asyncio.sleep(0)  # events and other components get a turn
+                elif all(name in ready for name, *_ in inputs):
+                    # The channels have delivered; a handler still has to populate the rest.
+                    if held:  # it populates another field too: let it overwrite to go on
+                        await on_event(held.pop())
+                        continue
+                    if not events_open:
+                        return
+                    publish(steps, steps)
+                    arrived = await self._next_input(None, events)
+                    if arrived.kind == "events-ended":
+                        events_open = False
+                    else:
+                        await offer(arrived.value)
+        except EndOfStream:
+            pass
+        finally:
+            publish(steps, steps - 1 if io.is_closed and steps else steps)
+
+    async def _next_input(self, inbox: Inbox | None, events: Inbox | None) -> _Arrived:
+        """Waits for a field value or an event, whichever comes first.
+
+        Raises:
+            EndOfStream: The field's stream ended (or, with no field, there is nothing left).
+        """
+        component = self.component
+        component.status = Status.WAITING
+        began = time.perf_counter()
+        try:
+            if events is None:
+                if inbox is None:
+                    raise EndOfStream
+                return _Arrived("field", await inbox.get())
+            if inbox is None:
+                try:
+                    return _Arrived("event", await events.get())
+                except EndOfStream:
+                    return _Arrived("events-ended", None)
+            field_get = asyncio.ensure_future(inbox.get())
+            event_get = asyncio.ensure_future(events.get())
+            try:
+                await asyncio.wait({field_get, event_get}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in (field_get, event_get):
+                    if not waiting.done():
+                        waiting.cancel()
+            if event_get.done() and not event_get.cancelled():
+                if field_get.done() and not field_get.cancelled() and field_get.exception() is None:
+                    # Both arrived: keep the field value for the next look at the fields.
+                    inbox.put_back(field_get.result())
+                if event_get.exception() is not None:
+                    return _Arrived("events-ended", None)
+                return _Arrived("event", event_get.result())
+            return _Arrived("field", field_get.result())
+        finally:
+            self._waiting += time.perf_counter() - began
+            component.status = Status.RUNNING
+
+    async def _publish_events(self) -> None:
+        queue = self.component.io._event_queue
+        while queue:
+            event = queue.pop(0)
+            if isinstance(event, StopEvent):
+                if self.events.on_stop is not None:
+                    self.events.on_stop(event)
+                continue
+            for sender in self.events.senders.get(event.type, ()):
+                if not sender.send_nowait(event):
+                    await self._wait_to_send(sender, event)
 
     async def _wait_for_input(self, inbox: Inbox) -> _t.Any:
         component = self.component
@@ -173,9 +400,12 @@ class ComponentRunner:
             self._waiting += time.perf_counter() - began
 
     async def _close_outputs(self) -> None:
-        for senders in self.senders.values():
+        closed: set[int] = set()
+        for senders in (*self.senders.values(), *self.events.senders.values()):
             for sender in senders:
-                await sender.close()
+                if id(sender) not in closed:
+                    closed.add(id(sender))
+                    await sender.close()
 
     def _report_new_attributes(self, state: dict[str, _t.Any], known: int) -> int:
         """Warns once about public attributes first set in `step()` that are not outputs."""

@@ -66,6 +66,9 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._buffer)
 
+    def __bool__(self) -> bool:
+        return True  # an inbox is an object, not an empty or full container
+
     @property
     def ended(self) -> bool:
         """Whether every sender has closed and every message has been taken."""
@@ -101,6 +104,10 @@ class Inbox:
         if self._putters:
             self._wake_putter()
         return item
+
+    def put_back(self, item: _t.Any) -> None:
+        """Returns a message just taken to the front, to be taken again first."""
+        self._buffer.appendleft(item)
 
     def put_nowait(self, item: _t.Any) -> bool:
         """Adds a message unless the inbox is full; returns whether it was taken.

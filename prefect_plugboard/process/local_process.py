@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 import typing as _t
 
-from prefect_plugboard.component.runner import ComponentRunner
+from prefect_plugboard.component.runner import ComponentRunner, EventWiring
 from prefect_plugboard.connector.asyncio_connector import AsyncioConnector
-from prefect_plugboard.connector.channel import Inbox, LocalSender, Sender
+from prefect_plugboard.connector.channel import DEFAULT_MAXSIZE, Inbox, LocalSender, Sender
 from prefect_plugboard.connector.connector import Connector
+from prefect_plugboard.process.event_routes import EVENTS_FIELD, EventRoutes
 from prefect_plugboard.process.process import Process
 from prefect_plugboard.process.supervision import Supervisor
 from prefect_plugboard.process.tasks import (
@@ -49,22 +50,35 @@ class LocalProcess(Process):
 
     async def _run_components(self) -> None:
         await prepare_tag_concurrency(self.components.values())
-        supervisor = Supervisor(self.name)
-        runs = {}
+        await self._supervise(as_task_runs=True)
+
+    async def _supervise(self, *, as_task_runs: bool) -> None:
+        """Runs every component, each as a Prefect task run or (for tests) as it is."""
+        supervisor = self._supervisor = Supervisor(self.name)
+        runs: dict[str, _t.Awaitable[_t.Any]] = {}
         types = {}
         for name, runner in self._runners.items():
             component = runner.component
+            kind = types[name] = type(component).__name__
+            runner.events.on_stop = self._stop_event_callback(name)
+            if not as_task_runs:
+                runs[name] = supervisor.run_component(name, kind, runner.run)
+                continue
 
-            async def body(runner: ComponentRunner = runner) -> _t.Any:
+            async def body(
+                runner: ComponentRunner = runner, name: str = name, kind: str = kind
+            ) -> _t.Any:
                 return await supervisor.run_component(
-                    runner.component.name,
-                    type(runner.component).__name__,
-                    lambda: run_with_task_logger(runner),
+                    name, kind, lambda: run_with_task_logger(runner)
                 )
 
             runs[name] = component_task(component, body)()
-            types[name] = type(component).__name__
         await supervisor.wait(runs, types)
+
+    def _stop(self, reason: str) -> None:
+        supervisor = getattr(self, "_supervisor", None)
+        if supervisor is not None:
+            supervisor.stop(reason)
 
 
 def build_local_runners(process: Process) -> dict[str, ComponentRunner]:
@@ -72,6 +86,7 @@ def build_local_runners(process: Process) -> dict[str, ComponentRunner]:
 
     Every input field gets one inbox; each connector into it is one sender. The inbox holds as
     many messages as the largest `maxsize` among those connectors (unbounded if any is 0).
+    A component that handles events gets one event inbox, fed by one sender per publisher.
     """
     into: defaultdict[tuple[str, str], list[Connector]] = defaultdict(list)
     for connector in process.connectors.values():
@@ -86,11 +101,31 @@ def build_local_runners(process: Process) -> dict[str, ComponentRunner]:
         for connector in connectors:
             source = (connector.spec.source.entity, connector.spec.source.descriptor)
             senders[source].append(LocalSender(inbox, connector.id))
+    routes = EventRoutes.of(process.components.values())
+    event_inboxes = {
+        name: Inbox(DEFAULT_MAXSIZE, len(routes.feeds(name)), f"{name}.{EVENTS_FIELD}")
+        for name, c in process.components.items()
+        if c.io.input_events
+    }
     return {
         name: ComponentRunner(
             component,
-            {f: inboxes[(name, f)] for f in component.io.inputs},
+            {f: inboxes[(name, f)] for f in component.io.inputs if (name, f) in inboxes},
             {f: senders[(name, f)] for f in component.io.outputs},
+            events=_event_wiring(name, routes, event_inboxes),
         )
         for name, component in process.components.items()
     }
+
+
+def _event_wiring(name: str, routes: EventRoutes, inboxes: dict[str, Inbox]) -> EventWiring:
+    to_subscriber: dict[str, LocalSender] = {}
+    senders: dict[str, list[Sender]] = {}
+    for event_type, subscribers in routes.targets(name).items():
+        for subscriber in subscribers:
+            if subscriber not in to_subscriber:
+                to_subscriber[subscriber] = LocalSender(
+                    inboxes[subscriber], f"{name}->{subscriber}"
+                )
+            senders.setdefault(event_type, []).append(to_subscriber[subscriber])
+    return EventWiring(inbox=inboxes.get(name), senders=senders)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 import importlib
 import inspect
+import logging
 import os
 from pathlib import Path
 import secrets
@@ -34,6 +35,8 @@ if _t.TYPE_CHECKING:
 
 
 __all__ = ["ComponentProgress", "ConnectorFactory", "Process"]
+
+_logger = logging.getLogger(__name__)
 
 
 class Process(ABC):
@@ -102,6 +105,7 @@ class Process(ABC):
         self.parameters: dict[str, _t.Any] = dict(parameters or {})
         self.status = Status.CREATED
         self.flow_run_id: UUID | None = None
+        self.stop_reason: str | None = None
 
     @property
     def id(self) -> str:
@@ -162,7 +166,34 @@ class Process(ABC):
         except BaseException as exc:
             self.status = Status.STOPPED if _is_cancellation(exc) else Status.FAILED
             raise
-        self.status = Status.COMPLETED
+        finally:
+            for component in self.components.values():
+                if not component.status.is_terminal:
+                    component.status = Status.STOPPED  # stopped before it could start
+        self.status = Status.STOPPED if self.stop_reason is not None else Status.COMPLETED
+
+    async def stop(self) -> None:
+        """Stops a running process: every component ends `stopped`, and `run()` returns.
+
+        What components wrote so far stays written. A component can do the same by
+        publishing a `StopEvent`. Stopping a process that is not running does nothing.
+        """
+        self._request_stop("stopped by process.stop()")
+
+    def _request_stop(self, reason: str) -> None:
+        if self.status is not Status.RUNNING or self.stop_reason is not None:
+            return
+        self.stop_reason = reason
+        _logger.info("Process %r: %s", self.name, reason)
+        self._stop(reason)
+
+    def _stop_event_callback(self, component: str) -> _t.Callable[[_t.Any], None]:
+        """What a component's `StopEvent` does: stop the whole process."""
+
+        def on_stop(event: _t.Any) -> None:
+            self._request_stop(f"stopped by a StopEvent from component {component!r}")
+
+        return on_stop
 
     async def destroy(self) -> None:
         """Releases what the process holds. Safe to call more than once."""
@@ -188,6 +219,9 @@ class Process(ABC):
     def _check_connectors(self) -> list[Issue]:
         """Returns problems with the connector kinds for this process type."""
         return []
+
+    def _stop(self, reason: str) -> None:  # noqa: B027 - a process without a run to stop
+        """Stops every running component (a graceful stop: the run ends without error)."""
 
     def _task_runner(self) -> TaskRunner[_t.Any] | None:
         """The task runner of a standalone run's flow; `None` for Prefect's default."""

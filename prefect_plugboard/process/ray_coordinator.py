@@ -25,6 +25,7 @@ class RunCoordinator:
         self._registered: dict[str, asyncio.Event] = {}
         self._stopped = asyncio.Event()
         self._stop_reason = ""
+        self._graceful = False
         self._failure: tuple[str, str] | None = None
         self._finals: dict[str, dict[str, _t.Any]] = {}
         self._progress: dict[str, dict[str, _t.Any]] = {}
@@ -48,11 +49,21 @@ class RunCoordinator:
         stopped.cancel()
         return self._addresses.get(component)
 
-    async def stop(self, reason: str) -> None:
-        """Tells every component to stop; the first reason is kept."""
+    async def stop(self, reason: str, graceful: bool = False) -> None:
+        """Tells every component to stop; the first reason is kept.
+
+        Args:
+            reason: Why, for the components' task runs.
+            graceful: A stop asked for (a `StopEvent`, `process.stop()`), not a failure.
+        """
         if not self._stopped.is_set():
             self._stop_reason = reason
+            self._graceful = graceful
             self._stopped.set()
+
+    async def graceful_stop(self) -> str | None:
+        """The reason of a stop that was asked for, if the run was stopped that way."""
+        return self._stop_reason if self._graceful else None
 
     async def fail(self, component: str, message: str) -> None:
         """Records a component's failure (the first wins) and stops the others."""

@@ -15,9 +15,11 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Crashed
 
 from prefect_plugboard.component.component import Component
+from prefect_plugboard.connector.channel import DEFAULT_MAXSIZE
 from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, RayConnector
 from prefect_plugboard.exceptions import Issue
+from prefect_plugboard.process.event_routes import EventRoutes
 from prefect_plugboard.process.process import ConnectorFactory, Process
 from prefect_plugboard.process.ray_cluster import (
     RayConnection,
@@ -170,6 +172,10 @@ class RayProcess(Process):
 
         return PlugboardRayTaskRunner(address=self.ray_address, init_kwargs=self.ray_init_kwargs)
 
+    def _stop(self, reason: str) -> None:
+        if self._coordinator is not None:
+            self._coordinator.stop.remote(reason, True)
+
     async def _release(self) -> None:
         coordinator = getattr(self, "_coordinator", None)
         if coordinator is not None:
@@ -229,6 +235,9 @@ class RayProcess(Process):
                 await self._supervise(futures, coordinator)
             finally:
                 following.cancel()
+            reason = await coordinator.graceful_stop.remote()
+            if reason is not None and self.stop_reason is None:
+                self.stop_reason = reason
         finally:
             try:
                 finals = await coordinator.finals.remote()
@@ -315,11 +324,13 @@ async def _mark_crashed(task_run_id: uuid.UUID, name: str, error: BaseException)
         async with get_client() as client:
             await client.set_task_run_state(
                 task_run_id,
-                Crashed(message=f"The Ray worker running component {name!r} died: {error}"),
+                Crashed(message=f"Component {name!r} stopped running on Ray: {error}"),
                 force=True,
             )
-    except Exception:  # noqa: BLE001 - best effort; the run's error is raised anyway
-        _logger.warning("Could not mark the task run of %r crashed", name, exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - best effort; the run's error is raised anyway
+        # A 404: the task never got as far as creating its task run (e.g. its arguments could
+        # not be rebuilt on the worker), so there is nothing left Running to end.
+        _logger.debug("Task run of %r not marked crashed: %s", name, exc)
 
 
 async def api_url_for_workers() -> str:
@@ -387,12 +398,20 @@ def _plan(
                 batch_size=getattr(connector, "batch_size", DEFAULT_BATCH_SIZE),
             )
         )
+    routes = EventRoutes.of(components.values())
     plans = {}
     for name, component in components.items():
         inputs = {}
         for field in component.io.inputs:
             sizes = [c.maxsize for c in into[(name, field)]]
-            inputs[field] = InputPlan(0 if 0 in sizes else max(sizes), len(sizes))
+            if sizes:  # an input no connector feeds is populated by an event handler
+                inputs[field] = InputPlan(0 if 0 in sizes else max(sizes), len(sizes))
         outputs = {f: tuple(out[(name, f)]) for f in component.io.outputs if out[(name, f)]}
-        plans[name] = WorkerPlan(inputs=inputs, outputs=outputs)
+        events_in = (
+            InputPlan(DEFAULT_MAXSIZE, len(routes.feeds(name)))
+            if component.io.input_events
+            else None
+        )
+        event_targets = {t: tuple(s) for t, s in routes.targets(name).items() if s}
+        plans[name] = WorkerPlan(inputs, outputs, events_in, event_targets)
     return plans

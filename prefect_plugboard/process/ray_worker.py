@@ -9,9 +9,11 @@ import logging
 import typing as _t
 
 from prefect_plugboard.component.component import Component, RunStats
-from prefect_plugboard.component.runner import ComponentRunner
+from prefect_plugboard.component.runner import ComponentRunner, EventWiring
 from prefect_plugboard.connector.channel import Inbox, Sender
+from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE
 from prefect_plugboard.connector.stream import StreamReceiver, StreamSender
+from prefect_plugboard.process.event_routes import EVENTS_FIELD
 from prefect_plugboard.process.supervision import Supervisor
 from prefect_plugboard.process.tasks import run_with_task_logger
 from prefect_plugboard.schemas.status import Status
@@ -51,10 +53,19 @@ class OutputTarget:
 
 @dataclass(frozen=True)
 class WorkerPlan:
-    """How one component is wired: its inputs and, per output field, its connectors."""
+    """How one component is wired: its inputs and, per output field, its connectors.
+
+    Attributes:
+        inputs: Per input field, its inbox's size and senders.
+        outputs: Per output field, the connectors leaving it.
+        events_in: The event inbox of a component that handles events.
+        event_targets: Per event type the component publishes, the components to send it to.
+    """
 
     inputs: Mapping[str, InputPlan] = field(default_factory=dict)
     outputs: Mapping[str, tuple[OutputTarget, ...]] = field(default_factory=dict)
+    events_in: InputPlan | None = None
+    event_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 async def run_on_worker(
@@ -102,12 +113,20 @@ async def _wire_and_run(component: Component, plan: WorkerPlan, coordinator: _t.
     inboxes = {
         f: Inbox(p.maxsize, p.senders, f"{component.name}.{f}") for f, p in plan.inputs.items()
     }
+    events = EventWiring()
+    if plan.events_in is not None:
+        events.inbox = Inbox(
+            plan.events_in.maxsize, plan.events_in.senders, f"{component.name}.events"
+        )
     receiver: StreamReceiver | None = None
     senders: dict[str, list[Sender]] = {}
     streams: list[StreamSender] = []
     try:
-        if inboxes:
-            receiver = StreamReceiver(inboxes)
+        if inboxes or events.inbox is not None:
+            receivable = dict(inboxes)
+            if events.inbox is not None:
+                receivable[EVENTS_FIELD] = events.inbox
+            receiver = StreamReceiver(receivable)
             address = await receiver.start(ray.util.get_node_ip_address())
             await coordinator.register.remote(component.name, address)
         for out_field, targets in plan.outputs.items():
@@ -120,13 +139,34 @@ async def _wire_and_run(component: Component, plan: WorkerPlan, coordinator: _t.
                 )
                 streams.append(stream)
                 senders.setdefault(out_field, []).append(stream)
+        to_subscriber: dict[str, StreamSender] = {}
+        event_senders: dict[str, list[Sender]] = {}
+        for event_type, subscribers in plan.event_targets.items():
+            for subscriber in subscribers:
+                if subscriber not in to_subscriber:
+                    to_subscriber[subscriber] = StreamSender.to(
+                        _locator(coordinator, subscriber),
+                        f"{component.name}->{subscriber} (events)",
+                        EVENTS_FIELD,
+                        DEFAULT_BATCH_SIZE,
+                    )
+                    streams.append(to_subscriber[subscriber])
+                event_senders.setdefault(event_type, []).append(to_subscriber[subscriber])
+        events.senders = event_senders
+        name = component.name
+
+        def stop(event: object) -> None:
+            coordinator.stop.remote(f"stopped by a StopEvent from component {name!r}", True)
+
+        events.on_stop = stop
         await asyncio.gather(*(stream.connected() for stream in streams))
 
         def report(component: Component) -> None:
             coordinator.report_progress.remote(component.name, progress_of(component))
 
         report(component)
-        return await run_with_task_logger(ComponentRunner(component, inboxes, senders, report))
+        runner = ComponentRunner(component, inboxes, senders, report, events)
+        return await run_with_task_logger(runner)
     finally:
         if receiver is not None:
             await receiver.close()

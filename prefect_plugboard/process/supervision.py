@@ -22,6 +22,10 @@ from prefect_plugboard.exceptions import ComponentCrashedError, ComponentError
 
 __all__ = ["ComponentFailure", "Supervisor"]
 
+_WORKER_DEATHS = frozenset(
+    {"WorkerCrashedError", "NodeDiedError", "ActorDiedError", "OutOfMemoryError", "ObjectLostError"}
+)
+
 
 @dataclass(frozen=True)
 class ComponentFailure:
@@ -35,7 +39,10 @@ class ComponentFailure:
     def to_error(self) -> ComponentError:
         """Returns the `ComponentError` to raise, with the component's exception as cause."""
         exc = self.exception
-        what = "crashed (its worker died)" if self.crashed else "failed"
+        what = "failed"
+        if self.crashed:
+            died = type(exc).__name__ in _WORKER_DEATHS
+            what = "crashed (its worker died)" if died else "could not run on its worker"
         message = (
             f"component {self.component!r} ({self.component_type}) {what}: "
             f"{type(exc).__name__}: {exc}"

@@ -110,7 +110,8 @@ def validate_graph(
             connected[spec.target.entity].add(spec.target.descriptor)
 
     for name, component in by_name.items():
-        missing = [f for f in component.io.inputs if f not in connected[name]]
+        by_events = {f for _, fields in type(component)._event_handlers.values() for f in fields}
+        missing = [f for f in component.io.inputs if f not in connected[name] | by_events]
         if missing:
             issues.append(
                 Issue(
@@ -120,6 +121,7 @@ def validate_graph(
                 )
             )
 
+    issues += _event_issues(by_name, first_index)
     valid_connectors = [c for c in connectors if isinstance(c, Connector)]
     for cycle in find_cycles(by_name, valid_connectors):
         issues.append(
@@ -129,6 +131,43 @@ def validate_graph(
                 "loop so that it can start",
             )
         )
+    return issues
+
+
+def _event_issues(by_name: dict[str, Component], first_index: dict[str, int]) -> list[Issue]:
+    """Events nobody publishes, and handlers that populate fields the component lacks."""
+    published = {e.type for c in by_name.values() for e in c.io.output_events}
+    issues = []
+    for name, component in by_name.items():
+        where = f"components[{first_index[name]}]"
+        for event in component.io.input_events:
+            others = {
+                e.type for o in by_name.values() if o is not component for e in o.io.output_events
+            }
+            if event.type not in others:
+                alone = (
+                    " (only by itself; a component does not hear its own events)"
+                    if event.type in published
+                    else ""
+                )
+                issues.append(
+                    Issue(
+                        f"component {name!r} ({type(component).__name__}) handles "
+                        f"{event.__name__} ({event.type!r}), but no component publishes it{alone}; "
+                        f"declare it on the publisher with IO(output_events=[{event.__name__}])",
+                        where,
+                    )
+                )
+        for event_type, (method, fields) in type(component)._event_handlers.items():
+            unknown = [f for f in fields if f not in component.io.inputs]
+            if unknown:
+                issues.append(
+                    Issue(
+                        f"{type(component).__name__}.{method} ({event_type!r} handler) populates "
+                        f"{unknown}, which are not inputs of component {name!r}",
+                        where,
+                    )
+                )
     return issues
 
 

@@ -26,6 +26,9 @@ class Run:
 
 RUNS = [
     Run("quickstart/squares.py", rows={"squares.csv": 5}),
+    Run("events/clock_model.py", ("local", "6"), {"actions.csv": 6}, "ticks [0, 1, 2, 3, 4, 5]"),
+    Run("events/clock_model.py", ("ray", "4"), {"actions.csv": 4}, "ticks [0, 1, 2, 3]"),
+    Run("events/clock-model.yaml", (), {"actions.csv": 6}),
     Run("running_in_parallel/model.yaml", ("-p", "component.input.arg.iters=3"), {"ray.csv": 3}),
     Run(
         "running_in_parallel/model-ray.yaml", ("-p", "component.input.arg.iters=3"), {"ray.csv": 3}
