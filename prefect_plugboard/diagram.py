@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import typing as _t
 import zlib
 
-from prefect_plugboard.process.process import Process
 from prefect_plugboard.schemas.connector import ConnectorMode
+
+
+if _t.TYPE_CHECKING:
+    from prefect_plugboard.process.process import Process
 
 
 __all__ = ["mermaid_diagram", "mermaid_live_url"]

@@ -95,3 +95,25 @@ async def wait_for_log(task_run_id: UUID, text: str, timeout: float = 20.0) -> l
         timeout,
         f"a log line containing {text!r}",
     )
+
+
+async def read_artifacts(flow_run_id: UUID) -> list[_t.Any]:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:
+        return await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+
+
+async def run_graph(flow_run_id: UUID) -> dict[str, set[str]]:
+    """The flow run's graph (`/flow_runs/{id}/graph-v2`) as task-run name -> parent names."""
+    async with get_client() as client:
+        response = await client._client.get(f"/flow_runs/{flow_run_id}/graph-v2")
+        response.raise_for_status()
+        nodes = dict(response.json()["nodes"])
+    names = {node_id: node["label"] for node_id, node in nodes.items()}
+    return {
+        names[node_id]: {names[p["id"]] for p in node["parents"] if p["id"] in names}
+        for node_id, node in nodes.items()
+    }

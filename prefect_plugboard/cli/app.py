@@ -14,6 +14,10 @@ import typing as _t
 from rich.live import Live
 import typer
 
+
+if _t.TYPE_CHECKING:
+    from prefect import Flow
+
 from prefect_plugboard.builder.flow import flow_for
 from prefect_plugboard.builder.process_builder import Model, build_process, load_model
 from prefect_plugboard.cli.output import console, describe_error, errors, progress_table
@@ -186,3 +190,100 @@ def schema(
 def main() -> None:
     """Runs the command line."""
     app()
+
+
+def _needs_a_server(command: str) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        _fail(
+            RuntimeError(
+                f"`{command}` needs a Prefect server (a deployment cannot live in a temporary "
+                "one). Start one with `prefect server start` and point at it:\n"
+                "  export PREFECT_API_URL=http://127.0.0.1:4200/api"
+            )
+        )
+
+
+def _deployment_parameters(
+    file: Path, process_type: ProcessType | None, params: list[str] | None, *, embed: bool
+) -> dict[str, _t.Any]:
+    from prefect_plugboard.builder.overrides import parse_override
+    from prefect_plugboard.builder.yaml_source import read_yaml_file
+
+    model = _load(file, process_type, params)
+    try:
+        build_process(model)  # refuse a broken model now, not at its first run
+        config: _t.Any = read_yaml_file(file)[0] if embed else str(file.resolve())
+        overrides = dict(parse_override(p) for p in params or [])
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+    return {
+        "config": config,
+        "process_type": process_type.value if process_type else None,
+        "parameters": overrides or None,
+    }
+
+
+@app.command()
+def serve(
+    file: FileArgument,
+    name: _t.Annotated[str, typer.Option("--name", "-n", help="The deployment's name.")],
+    process_type: ProcessTypeOption = None,
+    param: ParamOption = None,
+) -> None:
+    """Serve a model as the deployment `run-process/NAME` from this terminal.
+
+    Runs happen here, in this working directory, with the model's folder importable.
+    """
+    from prefect_plugboard.flows import run_process
+
+    _needs_a_server("serve")
+    parameters = _deployment_parameters(file, process_type, param, embed=False)
+    folder = str(file.resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, os.environ.get("PYTHONPATH")]))
+    console.print(f"Serving {file} as deployment 'run-process/{name}'. Run it with:")
+    console.print(f"  prefect deployment run 'run-process/{name}' --watch")
+    console.print("Stop serving with Ctrl+C.")
+    run_process.serve(name=name, parameters=parameters, print_starting_message=False)
+
+
+@app.command()
+def deploy(
+    file: FileArgument,
+    name: _t.Annotated[str, typer.Option("--name", "-n", help="The deployment's name.")],
+    pool: _t.Annotated[str, typer.Option("--pool", "-p", help="The work pool to run on.")],
+    process_type: ProcessTypeOption = None,
+    param: ParamOption = None,
+) -> None:
+    """Create the deployment `run-process/NAME` on a work pool, carrying the model with it.
+
+    A worker of the pool runs it in the model's folder (its modules import from there).
+    """
+    from prefect_plugboard.flows import run_process
+
+    _needs_a_server("deploy")
+    parameters = _deployment_parameters(file, process_type, param, embed=True)
+    try:
+        source = _t.cast(
+            "Flow[..., _t.Any]",
+            run_process.from_source(
+                source=str(file.resolve().parent),
+                entrypoint="prefect_plugboard.flows.run_process",
+            ),
+        )
+        deployment_id = source.deploy(
+            name=name,
+            work_pool_name=pool,
+            parameters=parameters,
+            build=False,
+            push=False,
+            print_next_steps=False,
+        )
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+    console.print(
+        f"[green]✓[/green] Deployment 'run-process/{name}' ({deployment_id}) on work pool {pool!r}."
+    )
+    console.print(f"Start a worker, then run it:\n  prefect worker start --pool {pool}")
+    console.print(f"  prefect deployment run 'run-process/{name}' --watch")

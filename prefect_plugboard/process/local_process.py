@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 import typing as _t
+import uuid
+
+from prefect.client.schemas.objects import RunInput, TaskRunResult
+from prefect.task_engine import run_task_async
 
 from prefect_plugboard.component.runner import ComponentRunner, EventWiring
 from prefect_plugboard.connector.asyncio_connector import AsyncioConnector
 from prefect_plugboard.connector.channel import DEFAULT_MAXSIZE, Inbox, LocalSender, Sender
 from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.process.event_routes import EVENTS_FIELD, EventRoutes
+from prefect_plugboard.process.links import Links
 from prefect_plugboard.process.process import Process
 from prefect_plugboard.process.supervision import Supervisor
 from prefect_plugboard.process.tasks import (
@@ -57,6 +62,10 @@ class LocalProcess(Process):
         supervisor = self._supervisor = Supervisor(self.name)
         runs: dict[str, _t.Awaitable[_t.Any]] = {}
         types = {}
+        # Task run ids made up front, so Prefect's run graph can draw the links between
+        # components (recorded, never waited on: they all run at once).
+        ids = {name: uuid.uuid4() for name in self._runners}
+        upstream = Links(self.components, self.connectors.values()).upstream_of()
         for name, runner in self._runners.items():
             component = runner.component
             kind = types[name] = type(component).__name__
@@ -66,13 +75,23 @@ class LocalProcess(Process):
                 continue
 
             async def body(
-                runner: ComponentRunner = runner, name: str = name, kind: str = kind
+                upstream: _t.Any = None,
+                runner: ComponentRunner = runner,
+                name: str = name,
+                kind: str = kind,
             ) -> _t.Any:
                 return await supervisor.run_component(
                     name, kind, lambda: run_with_task_logger(runner)
                 )
 
-            runs[name] = component_task(component, body)()
+            drawn: set[RunInput] = {TaskRunResult(id=ids[u]) for u in upstream[name]}
+            runs[name] = run_task_async(
+                component_task(component, body),
+                task_run_id=ids[name],
+                parameters={"upstream": None},
+                dependencies={"upstream": drawn} if drawn else None,
+                return_type="result",
+            )
         await supervisor.wait(runs, types)
 
     def _stop(self, reason: str) -> None:

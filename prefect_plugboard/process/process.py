@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 import asyncio
 from collections.abc import Coroutine, Iterable, Mapping
+import contextlib
 from dataclasses import dataclass
 from enum import StrEnum
 import importlib
@@ -17,14 +18,18 @@ import typing as _t
 from uuid import UUID
 
 from prefect import Flow
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.exceptions import TerminationSignal
+from prefect.states import Cancelled
 from pydantic import BaseModel, ValidationError as PydanticValidationError
 import yaml
 
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector, ConnectorBuilder
 from prefect_plugboard.exceptions import Issue, ProcessStateError, ValidationError
+from prefect_plugboard.process.artifacts import publish_graph, publish_summary
+from prefect_plugboard.process.cancellation import watch_for_cancellation
 from prefect_plugboard.process.validation import validate_graph
 from prefect_plugboard.schemas.connector import ConnectorSpec
 from prefect_plugboard.schemas.status import Status
@@ -162,7 +167,12 @@ class Process(ABC):
             if FlowRunContext.get() is not None:
                 await self._run_in_current_flow()
             else:
-                await self._flow()()
+                state = await self._flow()(return_state=True)
+                if not state.is_completed() and not state.is_cancelled():
+                    await state.aresult()  # raises what the flow raised
+                current = asyncio.current_task()
+                if state.is_cancelled() and current is not None and current.cancelling():
+                    raise asyncio.CancelledError  # the caller's own cancellation goes on
         except BaseException as exc:
             self.status = Status.STOPPED if _is_cancellation(exc) else Status.FAILED
             raise
@@ -233,14 +243,44 @@ class Process(ABC):
     # ----- helpers --------------------------------------------------------------------------
 
     async def _run_in_current_flow(self) -> None:
+        """Runs the components in the current flow run, with its graph, summary and watch.
+
+        The graph is published as the components start, the summary once they have ended
+        (whatever happened), and a cancellation of the flow run from Prefect stops them.
+        """
         context = FlowRunContext.get()
         if context is not None and context.flow_run is not None:
             self.flow_run_id = context.flow_run.id
-        await self._run_components()
+        graph = asyncio.ensure_future(publish_graph(self))
+        watch = (
+            asyncio.ensure_future(
+                watch_for_cancellation(self.flow_run_id, self._cancelled_from_prefect)
+            )
+            if self.flow_run_id is not None
+            else None
+        )
+        try:
+            await self._run_components()
+        finally:
+            if watch is not None:
+                watch.cancel()
+            with contextlib.suppress(BaseException):
+                await graph
+                await publish_summary(self)
 
-    def _flow(self) -> Flow[[], Coroutine[_t.Any, _t.Any, None]]:
-        async def run_process() -> None:
-            await self._run_in_current_flow()
+    def _cancelled_from_prefect(self) -> None:
+        self._request_stop(CANCELLED_FROM_PREFECT)
+
+    def _flow(self) -> Flow[[], Coroutine[_t.Any, _t.Any, State | None]]:
+        async def run_process() -> State | None:
+            try:
+                await self._run_in_current_flow()
+            except (asyncio.CancelledError, TerminationSignal, KeyboardInterrupt):
+                # Every component has been stopped and cleaned up: the run ends Cancelled.
+                return Cancelled(message=self.stop_reason or f"process {self.name!r} was cancelled")
+            if self.stop_reason == CANCELLED_FROM_PREFECT:
+                return Cancelled(message=self.stop_reason)
+            return None
 
         return Flow(
             fn=run_process,
@@ -372,6 +412,9 @@ def _build(factory: ConnectorFactory, spec: object, index: int) -> Connector:
             for error in exc.errors()
         ]
         raise ValidationError(issues, subject="the connectors") from None
+
+
+CANCELLED_FROM_PREFECT = "the flow run was cancelled from Prefect"
 
 
 def public_path(cls: type) -> str:

@@ -10,6 +10,7 @@ import typing as _t
 import uuid
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import TaskRunResult
 from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Crashed
@@ -20,6 +21,7 @@ from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, RayConnector
 from prefect_plugboard.exceptions import Issue
 from prefect_plugboard.process.event_routes import EventRoutes
+from prefect_plugboard.process.links import Links
 from prefect_plugboard.process.process import ConnectorFactory, Process
 from prefect_plugboard.process.ray_cluster import (
     RayConnection,
@@ -209,7 +211,9 @@ class RayProcess(Process):
         from ray.util.placement_group import remove_placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        components = _upstream_first(self.components, self.connectors.values())
+        links = Links(self.components, self.connectors.values())
+        components = [self.components[name] for name in links.upstream_first()]
+        upstream = links.upstream_of()
         limited = await prepare_tag_concurrency(components)
         pickle_user_modules(components)
         group = await asyncio.to_thread(reserve, components, self.placement_timeout)
@@ -228,8 +232,13 @@ class RayProcess(Process):
                     "max_retries": 0,
                     "scheduling_strategy": PlacementGroupSchedulingStrategy(group, index),
                 }
+                drawn = {TaskRunResult(id=futures[u].task_run_id) for u in upstream[component.name]}
                 with remote_options(**options):
-                    futures[component.name] = runner.submit(task, parameters={})
+                    futures[component.name] = runner.submit(
+                        task,
+                        parameters={"upstream": None},
+                        dependencies={"upstream": drawn} if drawn else None,
+                    )
             following = asyncio.ensure_future(self._follow_progress(coordinator))
             try:
                 await self._supervise(futures, coordinator)
@@ -304,7 +313,8 @@ def _worker_body(
     component: Component, plan: WorkerPlan, coordinator: _t.Any, process_name: str
 ) -> _t.Callable[[], _t.Awaitable[_t.Any]]:
     # A module-level factory, so the task function pickles without the process object.
-    async def run_component() -> _t.Any:
+    # `upstream` is where Prefect records the links it draws in the run graph.
+    async def run_component(upstream: _t.Any = None) -> _t.Any:
         return await run_on_worker(component, plan, coordinator, process_name)
 
     return run_component
@@ -347,37 +357,6 @@ async def api_url_for_workers() -> str:
     server = SubprocessASGIServer()
     await asyncio.to_thread(server.start)
     return str(server.api_url)
-
-
-def _upstream_first(
-    components: Mapping[str, Component], connectors: Iterable[Connector]
-) -> list[Component]:
-    """The components, sources first and each before what it feeds where the graph allows.
-
-    Ray starts workers a few at a time; starting the head of the graph first lets it work
-    while the rest is still starting.
-    """
-    feeds: defaultdict[str, list[str]] = defaultdict(list)
-    waiting_on: dict[str, int] = dict.fromkeys(components, 0)
-    for connector in connectors:
-        source, target = connector.spec.source.entity, connector.spec.target.entity
-        if connector.spec.mode is ConnectorMode.PIPELINE and source != target:
-            feeds[source].append(target)
-            waiting_on[target] += 1
-    order: list[str] = []
-    ready = [name for name, count in waiting_on.items() if count == 0]
-    while len(order) < len(components):
-        if not ready:  # a loop: take the next component not yet ordered, in the user's order
-            ready = [next(name for name in components if name not in order)]
-        name = ready.pop(0)
-        if name in order:
-            continue
-        order.append(name)
-        for target in feeds[name]:
-            waiting_on[target] -= 1
-            if waiting_on[target] == 0:
-                ready.append(target)
-    return [components[name] for name in order]
 
 
 def _plan(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import typing as _t
 
 from prefect.client.schemas.objects import State
+from prefect.exceptions import TerminationSignal
 from prefect.states import Cancelled
 
 from prefect_plugboard.exceptions import ComponentCrashedError, ComponentError
@@ -64,6 +65,7 @@ class Supervisor:
         self.process_name = process_name
         self.stop_reason: str | None = None
         self.failure: ComponentFailure | None = None
+        self.interrupted: BaseException | None = None
         self._running: dict[str, asyncio.Task[_t.Any]] = {}
         self._stop_listeners: list[Callable[[str], None]] = []
 
@@ -99,12 +101,20 @@ class Supervisor:
         try:
             return await inner
         except asyncio.CancelledError:
-            outer = asyncio.current_task()
-            stopped_by_us = inner.cancelled() and self.stop_reason is not None
-            if stopped_by_us and (outer is None or not outer.cancelling()):
-                return Cancelled(message=self.stop_reason)
+            # Stopped by us (a failure elsewhere, a stop), or the task run itself is being
+            # cancelled (its flow run is torn down): either way the others stop too, and the
+            # task run ends Cancelled rather than Crashed.
             self.stop(f"process {self.process_name!r} was cancelled")
-            raise
+            if not inner.done():  # let the component end (destroy() runs) before reporting
+                inner.cancel()
+                await asyncio.wait({inner})
+            return Cancelled(message=self.stop_reason)
+        except (TerminationSignal, KeyboardInterrupt) as exc:
+            # The signal landed in this component's own code: stop the run, and hand the
+            # signal on once every component has ended (see `wait`).
+            self.interrupted = self.interrupted or exc
+            self.stop(f"process {self.process_name!r} was interrupted ({type(exc).__name__})")
+            return Cancelled(message=self.stop_reason)
         except BaseException as exc:
             self.fail(name, component_type, exc)
             raise
@@ -163,6 +173,8 @@ class Supervisor:
             raise
         if self.failure is not None:
             raise self.failure.to_error()
+        if self.interrupted is not None:
+            raise self.interrupted
         return {name: task.result() for name, task in tasks.items()}
 
 

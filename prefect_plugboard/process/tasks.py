@@ -34,17 +34,19 @@ _PAGE = 200
 
 
 def component_tags(component: Component) -> frozenset[str]:
-    """The tags of a component's task run: `plugboard` and the component's class name."""
-    return frozenset({PLUGBOARD_TAG, type(component).__name__})
+    """The tags of a component's task run: `plugboard`, its class and its name."""
+    return frozenset({PLUGBOARD_TAG, type(component).__name__, component.name})
 
 
 def component_task(
-    component: Component, fn: Callable[[], Awaitable[_t.Any]]
-) -> Task[[], Awaitable[_t.Any]]:
+    component: Component, fn: Callable[..., Awaitable[_t.Any]]
+) -> Task[..., Awaitable[_t.Any]]:
     """Returns the Prefect task that runs `component` by awaiting `fn()`.
 
-    The task run is named after the component and tagged with `plugboard` and the component's
-    class. Components hold live state and channels, so nothing is cached, persisted or retried.
+    The task run is named after the component and tagged with `plugboard`, the component's
+    class and its name. Components hold live state and channels, so nothing is cached,
+    persisted or retried. `fn` takes one parameter, `upstream`, which only carries the links
+    Prefect draws in its run graph.
     """
     doc = (type(component).__doc__ or "").strip()
     return Task(

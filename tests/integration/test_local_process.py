@@ -1,5 +1,6 @@
 """LocalProcess against a real Prefect API: flow runs, task runs, states and logs."""
 
+import asyncio
 import csv
 import hashlib
 from pathlib import Path
@@ -68,8 +69,8 @@ async def test_one_flow_run_with_one_completed_task_run_per_component() -> None:
     runs = await final_task_runs(process.flow_run_id, 4)
     assert set(runs) == {"src", "relay", "sink", "chatty"}
     assert all(run.state is not None and run.state.is_completed() for run in runs.values())
-    assert set(runs["relay"].tags) == {"plugboard", "PassThrough"}
-    assert set(runs["src"].tags) == {"plugboard", "ListSource"}
+    assert set(runs["relay"].tags) == {"plugboard", "PassThrough", "relay"}
+    assert set(runs["src"].tags) == {"plugboard", "ListSource", "src"}
 
     logs = await wait_for_log(runs["chatty"].id, "chatty saw 3")
     assert [log.message for log in logs if "chatty saw" in log.message] == [
@@ -228,3 +229,58 @@ async def test_a_million_messages_through_three_stages_with_flat_memory() -> Non
         sampler.join()
     assert tally.count == count
     assert peak - baseline < 25, f"RSS grew by {peak - baseline:.1f} MiB"
+
+
+async def test_the_run_shows_its_graph_its_links_and_a_summary() -> None:
+    from tests.prefect_api import eventually, read_artifacts, run_graph
+
+    sink = Collector(name="sink")
+    process = LocalProcess(
+        components=[ListSource(name="src", items=[1, 2]), PassThrough(name="relay"), sink],
+        connectors=connect("src.x -> relay.x", "relay.y -> sink.x"),
+        name="shown-process",
+    )
+    await process.run()
+    assert process.flow_run_id is not None
+    artifacts = await eventually(
+        lambda: read_artifacts(process.flow_run_id),  # type: ignore[arg-type]
+        lambda found: len(found) == 2,
+        what="two artifacts",
+    )
+    by_key = {a.key: a for a in artifacts}
+    graph = by_key["shown-process-graph"]
+    assert graph.type == "markdown" and "```mermaid\nflowchart LR" in str(graph.data)
+    assert "src@{ shape: rounded, label: ListSource<br>**src** } --> relay@{" in str(graph.data)
+    table = by_key["shown-process-components"]
+    assert table.type == "table"
+    rows = {row["component"]: row for row in __import__("json").loads(table.data)}
+    assert rows["sink"]["steps"] == 2 and rows["sink"]["status"] == "completed"
+    assert rows["sink"]["exports"] == "received=[1, 2]"
+    await final_task_runs(process.flow_run_id, 3)
+    parents = await run_graph(process.flow_run_id)
+    assert parents == {"src": set(), "relay": {"src"}, "sink": {"relay"}}
+
+
+async def test_cancelling_a_script_run_from_prefect_stops_it(tmp_path: Path) -> None:
+    from prefect.states import Cancelling
+
+    from tests.unit.models.shapes import Forever
+
+    process = LocalProcess(
+        components=[Forever(name="forever", marker=str(tmp_path / "m")), Collector(name="sink")],
+        connectors=connect("forever.n -> sink.x"),
+    )
+    running = asyncio.ensure_future(process.run())
+    while not process.components["sink"].received:
+        await asyncio.sleep(0.05)
+    assert process.flow_run_id is not None
+    async with get_client() as client:
+        await client.set_flow_run_state(process.flow_run_id, Cancelling(), force=True)
+    await asyncio.wait_for(running, 10)  # the run notices by itself; nothing signals it
+    assert process.status is Status.STOPPED
+    assert process.stop_reason == "the flow run was cancelled from Prefect"
+    flow_run = await final_flow_run(process.flow_run_id)
+    assert flow_run.state is not None and flow_run.state.type.value == "CANCELLED"
+    runs = await final_task_runs(process.flow_run_id, 2)
+    assert {r.state.type.value for r in runs.values() if r.state} == {"CANCELLED"}
+    assert (tmp_path / "m").read_text() == "destroyed"

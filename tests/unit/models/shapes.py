@@ -61,3 +61,29 @@ class Explode(Component):
         if self.n == self._at:
             raise ArithmeticError(f"exploded at {self.n}")
         self.out = self.n
+
+
+class Forever(Component):
+    """Emits a value every 50 ms until stopped; notes that it ran and was destroyed."""
+
+    io = IO(outputs=["n"])
+
+    def __init__(self, marker: str, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._marker = marker
+        self._n = 0
+
+    async def step(self) -> None:
+        import asyncio
+        from pathlib import Path
+
+        if self._n == 0:
+            Path(self._marker + ".started").touch()
+        self.n = self._n
+        self._n += 1
+        await asyncio.sleep(0.05)
+
+    async def destroy(self) -> None:
+        from pathlib import Path
+
+        Path(self._marker).write_text("destroyed")

@@ -1,0 +1,374 @@
+"""Deployments, the Prefect way: a real `prefect server start`, served and pooled runs,
+`prefect deployment run --watch`, artifacts, and cancellation from Prefect.
+
+The server, the serving process and the worker are started here on loopback with their own
+`PREFECT_HOME`, and stopped by the PID of what was started.
+"""
+
+from collections.abc import Iterator
+import contextlib
+import csv
+import os
+from pathlib import Path
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import typing as _t
+import urllib.request
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
+import pytest
+
+from tests.prefect_api import eventually
+
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SEED = ROOT / "examples" / "running_in_parallel"
+MODELS = ROOT / "tests" / "unit" / "models"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop(process: subprocess.Popen[bytes], first: int = signal.SIGTERM, grace: float = 20) -> None:
+    """Stops a process group this test started: `first`, then SIGKILL after `grace` s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, first)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """`prefect server start` on a free loopback port; the env to talk to it."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_ADDRESS"))}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_RUNNER_POLL_FREQUENCY="1",
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        PREFECT_WORKER_PREFETCH_SECONDS="1",
+        PREFECT_LOGGING_TO_API_BATCH_INTERVAL="0.5",
+    )
+    log = (home / "server.log").open("wb")
+    process = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:  # noqa: S310
+                if response.read() == b"true":
+                    break
+        except OSError:
+            pass
+        assert process.poll() is None, (home / "server.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "prefect server start did not become healthy"
+        time.sleep(0.5)
+    env["PREFECT_API_URL"] = url
+    try:
+        yield env
+    finally:
+        stop(process)
+        log.close()
+
+
+def run(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def flow_run_id_of(output: str) -> UUID:
+    match = re.search(r"UUID: ([0-9a-f-]{36})", output)
+    assert match, output
+    return UUID(match.group(1))
+
+
+async def api(env: dict[str, str], call: _t.Callable[[_t.Any], _t.Awaitable[_t.Any]]) -> _t.Any:
+    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
+        async with get_client() as client:
+            return await call(client)
+
+
+def model_folder(tmp_path: Path, model: Path, *modules: Path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    shutil.copy(model, folder / model.name)
+    for module in modules:
+        shutil.copy(module, folder / module.name)
+    return folder
+
+
+@contextlib.contextmanager
+def serving(model: Path, name: str, env: dict[str, str], cwd: Path, *extra: str) -> Iterator[None]:
+    process = subprocess.Popen(
+        [str(BIN / "prefect-plugboard"), "serve", str(model), "--name", name, *extra],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while run(
+            [str(BIN / "prefect"), "deployment", "inspect", f"run-process/{name}"], env, cwd
+        ).returncode:
+            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            assert time.monotonic() < deadline, "the deployment never appeared"
+            time.sleep(0.5)
+        yield
+    finally:
+        stop(process, signal.SIGINT)
+
+
+async def test_a_served_model_runs_with_prefect_deployment_run(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    folder = model_folder(tmp_path, SEED / "model.yaml", SEED / "hello_ray.py")
+    workdir = tmp_path / "here"
+    workdir.mkdir()
+    with serving(
+        folder / "model.yaml", "seed-local", server, workdir, "-p", "component.input.arg.iters=3"
+    ):
+        result = run(
+            [
+                str(BIN / "prefect"),
+                "deployment",
+                "run",
+                "run-process/seed-local",
+                "--watch",
+                "--watch-interval",
+                "1",
+            ],
+            server,
+            workdir,
+        )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Completed" in result.stdout
+    with (workdir / "ray.csv").open() as f:  # relative paths: where `serve` was typed
+        assert len(list(csv.reader(f))) == 4
+    flow_run_id = flow_run_id_of(result.stdout)
+
+    async def artifacts(client: _t.Any) -> list[_t.Any]:
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        return list(
+            await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+                )
+            )
+        )
+
+    found = await eventually(
+        lambda: api(server, artifacts), lambda a: len(a) == 2, what="artifacts"
+    )
+    assert {a.type for a in found} == {"markdown", "table"}
+    assert any("```mermaid" in str(a.data) for a in found)
+
+
+async def test_a_model_on_a_process_work_pool_runs_through_a_worker(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    folder = model_folder(tmp_path, SEED / "model.yaml", SEED / "hello_ray.py")
+    created = run(
+        [str(BIN / "prefect"), "work-pool", "create", "plugboard-pool", "--type", "process"],
+        server,
+        tmp_path,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    deployed = run(
+        [
+            str(BIN / "prefect-plugboard"),
+            "deploy",
+            str(folder / "model.yaml"),
+            "--name",
+            "pooled",
+            "--pool",
+            "plugboard-pool",
+            "-p",
+            "component.input.arg.iters=2",
+        ],
+        server,
+        tmp_path,
+    )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "prefect worker start --pool plugboard-pool" in deployed.stdout
+    worker = subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", "plugboard-pool"],
+        env=server,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        result = run(
+            [
+                str(BIN / "prefect"),
+                "deployment",
+                "run",
+                "run-process/pooled",
+                "--watch",
+                "--watch-interval",
+                "1",
+            ],
+            server,
+            tmp_path,
+        )
+    finally:
+        stop(worker, signal.SIGINT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with (folder / "ray.csv").open() as f:  # the worker runs in the model's folder
+        assert len(list(csv.reader(f))) == 3
+
+
+def raylets() -> int:
+    return sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _is_raylet(p))
+
+
+def _is_raylet(proc: Path) -> bool:
+    try:
+        return b"raylet" in (proc / "cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("process_type", ["local", pytest.param("ray", marks=pytest.mark.ray)])
+async def test_cancelling_a_deployment_run_stops_everything_and_ends_cancelled(
+    process_type: str, server: dict[str, str], tmp_path: Path
+) -> None:
+    folder = model_folder(tmp_path, MODELS / "model.yaml", MODELS / "shapes.py")
+    marker = tmp_path / "destroyed"
+    (folder / "forever.yaml").write_text(
+        "plugboard:\n  process:\n    args:\n      components:\n"
+        f"      - {{type: shapes.Forever, args: {{name: forever, marker: {marker}}}}}\n"
+        "      - {type: shapes.Scale, args: {name: scale}}\n"
+        "      connectors:\n      - {source: forever.n, target: scale.n}\n"
+    )
+    before = raylets()
+    name = f"forever-{process_type}"
+    with serving(folder / "forever.yaml", name, server, tmp_path, "--process-type", process_type):
+        started = run(
+            [str(BIN / "prefect"), "deployment", "run", f"run-process/{name}"], server, tmp_path
+        )
+        assert started.returncode == 0, started.stdout + started.stderr
+        flow_run_id = flow_run_id_of(started.stdout)
+        deadline = time.monotonic() + 120
+        while not Path(f"{marker}.started").exists():
+            assert time.monotonic() < deadline, "the model never started"
+            time.sleep(0.2)
+        cancel_at = time.monotonic()
+        cancelled = run(
+            [str(BIN / "prefect"), "flow-run", "cancel", str(flow_run_id)], server, tmp_path
+        )
+        assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+
+        async def read(client: _t.Any) -> _t.Any:
+            return await client.read_flow_run(flow_run_id)
+
+        flow_run = await eventually(
+            lambda: api(server, read),
+            lambda r: r.state.is_final(),
+            timeout=30,
+            what="a final state",
+        )
+        assert time.monotonic() - cancel_at < 10
+        assert flow_run.state.type.value == "CANCELLED", flow_run.state
+
+        async def task_runs(client: _t.Any) -> list[_t.Any]:
+            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+            return list(
+                await client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+                )
+            )
+
+        runs = await eventually(
+            lambda: api(server, task_runs),
+            lambda rs: len(rs) == 2 and all(r.state and r.state.is_final() for r in rs),
+            timeout=30,
+            what="two final task runs",
+        )
+        assert {r.state.type.value for r in runs} == {"CANCELLED"}
+        assert marker.read_text() == "destroyed"
+    deadline = time.monotonic() + 30
+    while raylets() > before:  # the run's own Ray is gone with it
+        assert time.monotonic() < deadline, "a Ray of the cancelled run is still running"
+        time.sleep(0.5)
+
+
+async def test_the_example_deployments_of_prefect_yaml_deploy_and_run(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "prefect.yaml", project / "prefect.yaml")
+    shutil.copytree(ROOT / "flows", project / "flows")
+    shutil.copytree(ROOT / "examples" / "events", project / "examples" / "events")
+    pool = run(
+        [str(BIN / "prefect"), "work-pool", "create", "plugboard", "--type", "process"],
+        server,
+        project,
+    )
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    deployed = run(
+        [str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "clock-model"], server, project
+    )
+    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+    worker = subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", "plugboard"],
+        env=server,
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        result = run(
+            [
+                str(BIN / "prefect"),
+                "deployment",
+                "run",
+                "run-process/clock-model",
+                "--watch",
+                "--watch-interval",
+                "1",
+            ],
+            server,
+            project,
+        )
+    finally:
+        stop(worker, signal.SIGINT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with (project / "actions.csv").open() as f:
+        assert len(list(csv.reader(f))) == 7
