@@ -7,8 +7,9 @@ imported on first use, so that `import prefect_plugboard` stays cheap (Ray worke
 
 from __future__ import annotations
 
-import importlib
 import typing as _t
+
+from prefect_plugboard._lazy import lazy_exports
 
 
 if _t.TYPE_CHECKING:
@@ -40,6 +41,7 @@ if _t.TYPE_CHECKING:
     )
     from prefect_plugboard.exceptions import (
         ChannelClosedError as ChannelClosedError,
+        ChannelError as ChannelError,
         ComponentCrashedError as ComponentCrashedError,
         ComponentError as ComponentError,
         PlugboardError as PlugboardError,
@@ -77,6 +79,7 @@ _PUBLIC: dict[str, str] = {
     "AsyncioConnector": "prefect_plugboard.connector",
     "ChannelBlock": "prefect_plugboard.blocks",
     "ChannelClosedError": "prefect_plugboard.exceptions",
+    "ChannelError": "prefect_plugboard.exceptions",
     "Component": "prefect_plugboard.component",
     "ComponentArgsDict": "prefect_plugboard.component",
     "ComponentCrashedError": "prefect_plugboard.exceptions",
@@ -106,6 +109,7 @@ __all__ = [
     "AsyncioConnector",
     "ChannelBlock",
     "ChannelClosedError",
+    "ChannelError",
     "Component",
     "ComponentArgsDict",
     "ComponentCrashedError",
@@ -138,15 +142,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _t.Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        msg = f"module 'prefect_plugboard' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)

@@ -12,7 +12,8 @@ PlugboardError
 │   └── ComponentCrashedError           the worker running a component died
 ├── ProcessStateError (RuntimeError)    a process method was called in the wrong state
 ├── RayConnectionError (ConnectionError) the Ray cluster to join is unreachable or refused us
-└── ChannelClosedError                  a channel was used after it was closed
+└── ChannelError                        a channel could not carry a message
+    └── ChannelClosedError              a channel was used after it was closed
 ```
 """
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ChannelClosedError",
+    "ChannelError",
     "ComponentCrashedError",
     "ComponentError",
     "Issue",
@@ -106,7 +108,11 @@ class ProcessStateError(PlugboardError, RuntimeError):
     """A process method was called when the process was in the wrong state."""
 
 
-class ChannelClosedError(PlugboardError):
+class ChannelError(PlugboardError):
+    """A channel could not carry a message (e.g. it could not be pickled to cross workers)."""
+
+
+class ChannelClosedError(ChannelError):
     """A message was sent on a channel after its sender closed it."""
 
 

@@ -10,17 +10,14 @@ a dict (a deployment carrying its model is self-contained); `parameters` are ove
     prefect deployment run 'run-process/hello' --watch
 """
 
-import asyncio
 from typing import Any
 
 from prefect import flow
 from prefect.client.schemas.objects import State
-from prefect.exceptions import TerminationSignal
-from prefect.states import Cancelled
 
 from prefect_plugboard.builder.process_builder import build_process, load_model
 from prefect_plugboard.builder.yaml_source import load_yaml
-from prefect_plugboard.process.process import CANCELLED_FROM_PREFECT
+from prefect_plugboard.process.process import ending_state
 
 
 __all__ = ["run_process"]
@@ -48,13 +45,10 @@ async def run_process(
         source, _ = load_yaml(config, "the config parameter")
     model = load_model(source, process_type=process_type, overrides=parameters or None)
     process = build_process(model)
-    try:
+
+    async def run_then_destroy() -> None:
         async with process:
             await process.run()
-    except (asyncio.CancelledError, TerminationSignal, KeyboardInterrupt):
-        # Cancelled from Prefect (the runner's signal) or stopped by a signal: every component
-        # has been stopped and destroyed; the run ends Cancelled, not Crashed.
-        return Cancelled(message=process.stop_reason or "the run was cancelled")
-    if process.stop_reason == CANCELLED_FROM_PREFECT:
-        return Cancelled(message=process.stop_reason)
-    return None
+
+    # A cancellation may land while the process is destroyed: that too ends Cancelled.
+    return await ending_state(process, run_then_destroy())

@@ -66,13 +66,15 @@ async def settled_task_runs(flow_run_id: UUID, count: int, timeout: float = 20.0
 
 
 async def final_task_runs(
-    flow_run_id: UUID, count: int, timeout: float = 20.0
+    flow_run_id: UUID | None, count: int, timeout: float = 20.0
 ) -> dict[str, TaskRun]:
     """Waits until the flow run has `count` task runs, all in a final state; by name."""
+    assert flow_run_id is not None, "the process has no flow run"
     return {run.name: run for run in await settled_task_runs(flow_run_id, count, timeout)}
 
 
-async def final_flow_run(flow_run_id: UUID, timeout: float = 20.0) -> FlowRun:
+async def final_flow_run(flow_run_id: UUID | None, timeout: float = 20.0) -> FlowRun:
+    assert flow_run_id is not None, "the process has no flow run"
     return await eventually(
         lambda: read_flow_run(flow_run_id),
         lambda run: run.state is not None and run.state.is_final(),

@@ -75,6 +75,14 @@ def _load(file: Path, process_type: ProcessType | None, params: list[str] | None
         _fail(exc)
 
 
+def _build(file: Path, process_type: ProcessType | None, params: list[str] | None) -> Process:
+    model = _load(file, process_type, params)
+    try:
+        return build_process(model)
+    except Exception as exc:  # noqa: BLE001 - every error is reported the same way
+        _fail(exc)
+
+
 def _summary(process: Process) -> str:
     return (
         f"{len(process.components)} components, {len(process.connectors)} connectors, "
@@ -89,11 +97,7 @@ def validate(
     param: ParamOption = None,
 ) -> None:
     """Check a model without running it: every problem, with its place in the file."""
-    model = _load(file, process_type, param)
-    try:
-        process = build_process(model)
-    except Exception as exc:  # noqa: BLE001
-        _fail(exc)
+    process = _build(file, process_type, param)
     console.print(f"[green]✓[/green] {file} is valid: {_summary(process)}.")
     console.print(f"Run it with:\n  prefect-plugboard run {file}")
 
@@ -161,11 +165,7 @@ def diagram(
     param: ParamOption = None,
 ) -> None:
     """Print the model's graph as a Mermaid flowchart (and a mermaid.live link)."""
-    model = _load(file, process_type, param)
-    try:
-        process = build_process(model)
-    except Exception as exc:  # noqa: BLE001
-        _fail(exc)
+    process = _build(file, process_type, param)
     text = mermaid_diagram(process)
     sys.stdout.write(text + "\n")
     errors.print(f"Open it in an editor: {mermaid_live_url(text)}")

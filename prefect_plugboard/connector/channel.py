@@ -50,7 +50,15 @@ class Inbox:
         name: For messages and debugging, e.g. `"sink.x"`.
     """
 
-    __slots__ = ("_buffer", "_getter", "_open_senders", "_putters", "_receiver_gone", "maxsize")
+    __slots__ = (
+        "_buffer",
+        "_error",
+        "_getter",
+        "_open_senders",
+        "_putters",
+        "_receiver_gone",
+        "maxsize",
+    )
 
     def __init__(self, maxsize: int = DEFAULT_MAXSIZE, senders: int = 1, name: str = "") -> None:
         if maxsize < 0:
@@ -62,6 +70,7 @@ class Inbox:
         self._getter: asyncio.Future[None] | None = None
         self._putters: deque[asyncio.Future[None]] = deque()
         self._receiver_gone = False
+        self._error: BaseException | None = None
 
     def __len__(self) -> int:
         return len(self._buffer)
@@ -92,6 +101,8 @@ class Inbox:
         """
         buffer = self._buffer
         while not buffer:
+            if self._error is not None:
+                raise self._error
             if self._open_senders <= 0:
                 raise EndOfStream
             getter = asyncio.get_running_loop().create_future()
@@ -99,7 +110,9 @@ class Inbox:
             try:
                 await getter
             finally:
-                self._getter = None
+                # A cancelled get() finishes late: it must not unhook a newer get()'s waiter.
+                if self._getter is getter:
+                    self._getter = None
         item = buffer.popleft()
         if self._putters:
             self._wake_putter()
@@ -148,6 +161,16 @@ class Inbox:
             getter = self._getter
             if getter is not None and not getter.done():
                 getter.set_result(None)
+
+    def fail(self, error: BaseException) -> None:
+        """Records that a sender's stream broke: `get()` raises `error` once the inbox is empty.
+
+        Messages that arrived before the break are still taken first, in order.
+        """
+        self._error = error
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
 
     def receiver_gone(self) -> None:
         """Records that the receiver finished: waiting senders resume, later messages drop."""

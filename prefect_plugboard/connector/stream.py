@@ -27,7 +27,7 @@ import struct
 import typing as _t
 
 from prefect_plugboard.connector.channel import Inbox
-from prefect_plugboard.exceptions import ChannelClosedError
+from prefect_plugboard.exceptions import ChannelClosedError, ChannelError
 
 
 __all__ = ["StreamAddress", "StreamReceiver", "StreamSender"]
@@ -35,6 +35,7 @@ __all__ = ["StreamAddress", "StreamReceiver", "StreamSender"]
 _logger = logging.getLogger(__name__)
 _LENGTH = struct.Struct("!I")
 _END = _LENGTH.pack(0)
+_MAX_FRAME = (1 << 32) - 1
 HIGH_WATER = 1 << 20
 """Bytes waiting in a sender's socket buffer beyond which it waits for the receiver."""
 
@@ -90,6 +91,7 @@ class StreamReceiver:
             self._handlers.add(task)
         self._writers.add(writer)
         _disable_nagle(writer)
+        inbox: Inbox | None = None
         try:
             connector, field = pickle.loads(await _read_frame(reader))  # noqa: S301 - trusted peers of one run
             inbox = self._inboxes.get(field)
@@ -101,7 +103,12 @@ class StreamReceiver:
                 if not payload:
                     inbox.sender_closed()
                     return
-                for item in pickle.loads(payload):  # noqa: S301 - trusted peers of one run
+                try:
+                    batch = pickle.loads(payload)  # noqa: S301 - trusted peers of one run
+                except Exception as exc:  # noqa: BLE001 - any decoding failure ends the stream
+                    inbox.fail(_undecodable(connector, field, exc))
+                    return
+                for item in batch:
                     if not inbox.put_nowait(item):
                         await inbox.put(item)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -128,6 +135,16 @@ class StreamReceiver:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
+
+
+def _undecodable(connector: str, field: str, cause: Exception) -> ChannelError:
+    error = ChannelError(
+        f"connector {connector!r} into input {field!r}: a message could not be unpickled here "
+        f"({type(cause).__name__}: {cause}); the class of what it carries must be importable "
+        "on every Ray worker (ship its module in the runtime_env, or pickle it by value)"
+    )
+    error.__cause__ = cause
+    return error
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:
@@ -172,6 +189,7 @@ class StreamSender:
         self._flush_scheduled = False
         self._closed = False
         self._receiver_gone = False
+        self._error: ChannelError | None = None
         self._loop = asyncio.get_running_loop()
         self._connecting = asyncio.ensure_future(self._connect(connect))
 
@@ -222,13 +240,20 @@ class StreamSender:
 
         The sender is held back while its socket buffer holds more than `HIGH_WATER` bytes
         (the receiver is behind) or, before the connection is made, while its outbox is full.
+
+        Raises:
+            ChannelError: An earlier batch could not be sent (it could not be pickled).
         """
         if self._held:
+            if self._error is not None:
+                raise self._error
             return False
         outbox = self._outbox
         outbox.append(item)
         if len(outbox) >= self._batch_size:
             self._flush()
+            if self._error is not None:
+                raise self._error
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -252,6 +277,9 @@ class StreamSender:
         if writer is None:
             return
         self._flush()
+        if self._error is not None:
+            writer.transport.abort()  # the receiver must not take a partial stream as whole
+            raise self._error
         if not self._receiver_gone:
             with contextlib.suppress(ConnectionError):
                 writer.write(_END)
@@ -276,13 +304,30 @@ class StreamSender:
         if self._writer is None:  # still connecting: the outbox is all there is
             self._held = not self._receiver_gone and len(outbox) >= self._batch_size
             return
-        self._outbox = []
         transport = self._writer.transport
         if self._receiver_gone or transport.is_closing():
+            self._outbox = []
             self._receiver_gone = True  # the receiver finished and closed the connection
             self._held = False
             return
-        payload = _dumps(outbox)
+        if self._error is not None:
+            return
+        try:
+            payload = _dumps(outbox)
+            if len(payload) > _MAX_FRAME:
+                msg = f"a batch of {len(outbox)} messages pickles to {len(payload)} bytes"
+                raise ValueError(msg)  # noqa: TRY301 - reported like a pickling failure
+        except Exception as exc:  # noqa: BLE001 - any value may fail to pickle
+            # Held from now on: the next send or the close raises this in the component.
+            self._error = ChannelError(
+                f"connector {self.name!r}: a message could not be pickled to cross to another "
+                f"worker ({type(exc).__name__}: {exc}); send picklable values, or batches "
+                "under 4 GiB"
+            )
+            self._error.__cause__ = exc
+            self._held = True
+            return
+        self._outbox = []
         self._writer.write(_LENGTH.pack(len(payload)) + payload)
         self._held = transport.get_write_buffer_size() > HIGH_WATER
 

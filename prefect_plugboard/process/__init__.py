@@ -6,8 +6,9 @@ does not pay for importing Prefect's flow machinery.
 
 from __future__ import annotations
 
-import importlib
 import typing as _t
+
+from prefect_plugboard._lazy import lazy_exports
 
 
 if _t.TYPE_CHECKING:
@@ -39,15 +40,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _t.Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        msg = f"module 'prefect_plugboard.process' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)

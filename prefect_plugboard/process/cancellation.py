@@ -36,7 +36,7 @@ async def watch_for_cancellation(flow_run_id: UUID, on_cancel: Callable[[], None
     reading = asyncio.ensure_future(_read(flow_run_id))
     try:
         done, _ = await asyncio.wait({listening, reading}, return_when=asyncio.FIRST_COMPLETED)
-        if any(not t.cancelled() and t.exception() is None and t.result() for t in done):
+        if any(not t.cancelled() and t.exception() is None for t in done):
             on_cancel()
     finally:
         for watcher in (listening, reading):
@@ -45,7 +45,8 @@ async def watch_for_cancellation(flow_run_id: UUID, on_cancel: Callable[[], None
             await asyncio.gather(listening, reading, return_exceptions=True)
 
 
-async def _hear(flow_run_id: UUID) -> bool:
+async def _hear(flow_run_id: UUID) -> None:
+    """Returns once the run's `Cancelling` event is heard; if it cannot listen, never."""
     event_filter = EventFilter(
         event=EventNameFilter(name=["prefect.flow-run.Cancelling"]),
         resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
@@ -53,14 +54,14 @@ async def _hear(flow_run_id: UUID) -> bool:
     try:
         async with get_events_subscriber(filter=event_filter) as subscriber:
             async for _ in subscriber:
-                return True
+                return
     except Exception as exc:  # noqa: BLE001 - the state reader still watches
         _logger.debug("Not listening for the cancellation of %s: %s", flow_run_id, exc)
-        await asyncio.Event().wait()
-    return False
+    await asyncio.Event().wait()  # the subscription ended: leave the watching to `_read`
 
 
-async def _read(flow_run_id: UUID) -> bool:
+async def _read(flow_run_id: UUID) -> None:
+    """Returns once the run's state is `Cancelling` or `Cancelled`."""
     async with get_client() as client:
         while True:
             try:
@@ -69,5 +70,5 @@ async def _read(flow_run_id: UUID) -> bool:
                 _logger.debug("Could not read flow run %s: %s", flow_run_id, exc)
             else:
                 if run.state is not None and run.state.type in _CANCELLING:
-                    return True
+                    return
             await asyncio.sleep(CANCEL_POLL_INTERVAL)

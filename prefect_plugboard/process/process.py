@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 import asyncio
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 import contextlib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -273,14 +273,7 @@ class Process(ABC):
 
     def _flow(self) -> Flow[[], Coroutine[_t.Any, _t.Any, State | None]]:
         async def run_process() -> State | None:
-            try:
-                await self._run_in_current_flow()
-            except (asyncio.CancelledError, TerminationSignal, KeyboardInterrupt):
-                # Every component has been stopped and cleaned up: the run ends Cancelled.
-                return Cancelled(message=self.stop_reason or f"process {self.name!r} was cancelled")
-            if self.stop_reason == CANCELLED_FROM_PREFECT:
-                return Cancelled(message=self.stop_reason)
-            return None
+            return await ending_state(self, self._run_in_current_flow())
 
         return Flow(
             fn=run_process,
@@ -415,6 +408,22 @@ def _build(factory: ConnectorFactory, spec: object, index: int) -> Connector:
 
 
 CANCELLED_FROM_PREFECT = "the flow run was cancelled from Prefect"
+
+
+async def ending_state(process: Process, running: Awaitable[None]) -> State | None:
+    """Awaits a flow's run of `process`; returns the state its flow run should end in.
+
+    A run cancelled from Prefect or by a signal has stopped and cleaned up every component
+    by the time `running` raises or returns: its flow run ends `Cancelled`, not `Crashed`.
+    `None` lets Prefect decide (`Completed`, or `Failed` for an exception, which goes on).
+    """
+    try:
+        await running
+    except (asyncio.CancelledError, TerminationSignal, KeyboardInterrupt):
+        return Cancelled(message=process.stop_reason or f"process {process.name!r} was cancelled")
+    if process.stop_reason == CANCELLED_FROM_PREFECT:
+        return Cancelled(message=process.stop_reason)
+    return None
 
 
 def public_path(cls: type) -> str:

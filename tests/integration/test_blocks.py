@@ -148,7 +148,7 @@ async def test_the_save_script_saves_every_document_and_replaces_only_when_asked
     assert "$ prefect block ls" in first.stdout
     for path in ready:
         document = yaml.safe_load(path.read_text())
-        block = await Block.aload(f"{document['block_type_slug']}/{document['name']}")
+        block: Block = await Block.aload(f"{document['block_type_slug']}/{document['name']}")
         assert block.model_dump(include=set(document["data"])) == document["data"]
 
     own.write_text(own.read_text().replace("maxsize: 5", "maxsize: 6"))
@@ -156,11 +156,13 @@ async def test_the_save_script_saves_every_document_and_replaces_only_when_asked
     assert second.returncode == 1
     assert "Unchanged " in second.stdout
     assert f"Skipped plugboard-asyncio-channel/{name}: it is saved with maxsize=5" in second.stdout
-    assert (await AsyncioChannelBlock.aload(name)).maxsize == 5
+    saved: AsyncioChannelBlock = await AsyncioChannelBlock.aload(name)
+    assert saved.maxsize == 5
 
     third = run(sys.executable, script, "--overwrite", str(own), api=prefect_api)
     assert f"Overwrote plugboard-asyncio-channel/{name} (maxsize=6)" in third.stdout
-    assert (await AsyncioChannelBlock.aload(name)).maxsize == 6
+    saved = await AsyncioChannelBlock.aload(name)
+    assert saved.maxsize == 6
 
 
 async def test_the_save_script_checks_every_document_before_saving_any(
@@ -367,7 +369,7 @@ async def run_on_ray(block: ChannelBlock, wait_for_items: int = 0) -> tuple[list
     """Runs the source and the slow sink on Ray; returns what arrived and the source's leads."""
     import ray
 
-    actor = ray.remote(Tally).options(num_cpus=0).remote()
+    actor: _t.Any = ray.remote(Tally).options(num_cpus=0).remote()
     process = RayProcess(
         components=source_and_sink(
             RayTally(actor),

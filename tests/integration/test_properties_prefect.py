@@ -24,7 +24,8 @@ def test_random_graphs_deliver_every_value_once_per_path_as_task_runs() -> None:
         n, edges = dag
         taps = [Collector(name=f"tap{i}") for i in range(1, n)]
         components: list[Component] = [ListSource(name="n0", items=values)]
-        components += [PassThrough(name=f"n{i}") for i in range(1, n)] + taps
+        components += [PassThrough(name=f"n{i}") for i in range(1, n)]
+        components += taps
         connectors = [
             AsyncioConnector(
                 spec=ConnectorSpec(source=f"n{s}.{'x' if s == 0 else 'y'}", target=f"n{t}.x"),

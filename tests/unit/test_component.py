@@ -105,7 +105,7 @@ def test_dict_reports_status_fields_and_exports() -> None:
 
 def test_components_pickle_without_their_run_logger() -> None:
     component = Scale(name="s", factor=2)
-    component._run_logger = component.logger  # type: ignore[assignment]
+    component._run_logger = component.logger
     restored = pickle.loads(pickle.dumps(component))
     assert restored.name == "s"
     assert restored._factor == 2

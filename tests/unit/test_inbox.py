@@ -94,3 +94,17 @@ def test_maxsize_zero_means_unbounded() -> None:
     for i in range(100_000):
         assert inbox.put_nowait(i)
     assert len(inbox) == 100_000
+
+
+async def test_a_cancelled_get_that_ends_late_leaves_the_next_get_waiting_for_messages() -> None:
+    # A runner waiting on a field and on events cancels the get() that lost the race and at
+    # once waits again; the cancelled get() finishes only afterwards.
+    inbox = Inbox(maxsize=2)
+    sender = LocalSender(inbox)
+    lost = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)  # `lost` is now waiting
+    lost.cancel()
+    asyncio.get_running_loop().call_soon(sender.send_nowait, 42)  # after `lost` has ended
+    async with asyncio.timeout(2):
+        assert await inbox.get() == 42
+    assert lost.cancelled()

@@ -144,7 +144,8 @@ def test_every_value_reaches_every_node_once_per_path(
     n, edges = dag
     taps = [Collector(name=f"tap{i}") for i in range(1, n)]
     components: list[Component] = [ListSource(name="n0", items=values)]
-    components += [PassThrough(name=f"n{i}") for i in range(1, n)] + taps
+    components += [PassThrough(name=f"n{i}") for i in range(1, n)]
+    components += taps
     connectors = [edge(f"n{s}.{'x' if s == 0 else 'y'}", f"n{t}.x", maxsize) for s, t in edges]
     connectors += [edge(f"n{i}.y", f"tap{i}.x", maxsize) for i in range(1, n)]
     run(LocalProcess(components=components, connectors=connectors))

@@ -12,7 +12,7 @@ import sys
 import typing as _t
 
 import ray
-from user_components import Doubler
+from user_components import Doubler  # type: ignore[import-not-found]  # shipped by the test
 
 from prefect_plugboard import ConnectorSpec, RayConnector, RayProcess
 from prefect_plugboard.testing import Collector, ListSource
