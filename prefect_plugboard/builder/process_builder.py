@@ -618,6 +618,7 @@ def _instantiate(
         ("ray_address", prefect.ray_address),
         ("ray_init_kwargs", prefect.ray_init_kwargs or None),
         ("placement_timeout", prefect.placement_timeout),
+        ("stop_grace", prefect.stop_grace),
     ):
         if value is not None and key in accepted:
             kwargs[key] = value

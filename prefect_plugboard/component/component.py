@@ -222,9 +222,13 @@ class Component:
             "status": str(self.status),
             "inputs": {f: state.get(f) for f in self.io.inputs},
             "outputs": {f: state.get(f) for f in self.io.outputs},
-            "exports": {k: getattr(self, k, None) for k in (self.exports or [])},
+            "exports": self.exported_values(),
             "stats": self._run_stats.to_dict(),
         }
+
+    def exported_values(self) -> builtins.dict[str, _t.Any]:
+        """The current values of the attributes named in `exports` (`None` where unset)."""
+        return {k: getattr(self, k, None) for k in self.exports or ()}
 
     def export(self) -> builtins.dict[str, _t.Any]:
         """Returns `{"type": ..., "args": {...}}`: what rebuilds this component (YAML, workers).

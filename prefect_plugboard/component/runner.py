@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+import contextlib
 from dataclasses import dataclass, field
 import time
 import typing as _t
@@ -82,6 +83,7 @@ class ComponentRunner:
         self.on_progress = on_progress
         self.events = events or EventWiring()
         self._waiting = 0.0
+        self._started = 0.0
         self._last_progress = 0.0
 
     async def run(self) -> RunStats:
@@ -96,7 +98,8 @@ class ComponentRunner:
         """
         component = self.component
         stats = component._run_stats = RunStats()
-        started = time.perf_counter()
+        self._started = time.perf_counter()
+        ending: BaseException | None = None
         try:
             component.status = Status.INIT
             await component.init()
@@ -107,20 +110,46 @@ class ComponentRunner:
                 await self._step_until_done(stats)
             await self._close_outputs()
             component.status = Status.COMPLETED
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             component.status = Status.STOPPED
+            ending = exc
             raise
-        except BaseException:
+        except BaseException as exc:
             component.status = Status.FAILED
+            ending = exc
             raise
         finally:
             for inbox in (*self.inboxes.values(), self.events.inbox):
                 if inbox is not None:
                     inbox.receiver_gone()
-            stats.waiting_seconds = self._waiting
-            stats.busy_seconds = max(0.0, time.perf_counter() - started - self._waiting)
-            await component.destroy()
+            self._update_times(stats)
+            await self._destroy(ending)
         return stats
+
+    async def _destroy(self, ending: BaseException | None) -> None:
+        """Runs `destroy()`, without letting its error hide the one the run is ending with.
+
+        If the run is already ending with an error, that error goes on (the first problem is
+        the one to fix) and this one is logged.
+        """
+        component = self.component
+        try:
+            await component.destroy()
+        except Exception:
+            if ending is None:
+                component.status = Status.FAILED
+                raise
+            component.logger.warning(
+                "Component %r: destroy() raised while the run was ending (%s: %s)",
+                component.name,
+                type(ending).__name__,
+                ending,
+                exc_info=True,
+            )
+
+    def _update_times(self, stats: RunStats) -> None:
+        stats.waiting_seconds = self._waiting
+        stats.busy_seconds = max(0.0, time.perf_counter() - self._started - self._waiting)
 
     def _plans(self) -> tuple[tuple[_t.Any, ...], tuple[_t.Any, ...], dict[str, deque[_t.Any]]]:
         initial = {f: deque(v) for f, v in self.component.initial_values.items() if v}
@@ -151,6 +180,7 @@ class ComponentRunner:
             unused = sum(len(v) for v in initial.values())
             stats.messages_in = max(0, steps * len(inputs) - (initial_count - unused))
             stats.messages_out = sent_steps * fan_out
+            self._update_times(stats)
             now = time.monotonic()
             if self.on_progress is not None and now - self._last_progress >= PROGRESS_PERIOD:
                 self._last_progress = now
@@ -337,10 +367,7 @@ class ComponentRunner:
         Raises:
             EndOfStream: The field's stream ended (or, with no field, there is nothing left).
         """
-        component = self.component
-        component.status = Status.WAITING
-        began = time.perf_counter()
-        try:
+        with self._waiting_time():
             if events is None:
                 if inbox is None:
                     raise EndOfStream
@@ -366,9 +393,6 @@ class ComponentRunner:
                     return _Arrived("events-ended", None)
                 return _Arrived("event", event_get.result())
             return _Arrived("field", field_get.result())
-        finally:
-            self._waiting += time.perf_counter() - began
-            component.status = Status.RUNNING
 
     async def _publish_events(self) -> None:
         queue = self.component.io._event_queue
@@ -383,21 +407,24 @@ class ComponentRunner:
                     await self._wait_to_send(sender, event)
 
     async def _wait_for_input(self, inbox: Inbox) -> _t.Any:
+        with self._waiting_time():
+            return await inbox.get()
+
+    async def _wait_to_send(self, sender: Sender, value: _t.Any) -> None:
+        with self._waiting_time():
+            await sender.send(value)
+
+    @contextlib.contextmanager
+    def _waiting_time(self) -> Iterator[None]:
+        """Marks the component `waiting` (for input or for room downstream) and times it."""
         component = self.component
         component.status = Status.WAITING
         began = time.perf_counter()
         try:
-            return await inbox.get()
+            yield
         finally:
             self._waiting += time.perf_counter() - began
             component.status = Status.RUNNING
-
-    async def _wait_to_send(self, sender: Sender, value: _t.Any) -> None:
-        began = time.perf_counter()
-        try:
-            await sender.send(value)
-        finally:
-            self._waiting += time.perf_counter() - began
 
     async def _close_outputs(self) -> None:
         closed: set[int] = set()

@@ -22,8 +22,11 @@ def _absolute(path: str | os.PathLike[str]) -> Path:
 
 
 def _parse(text: str) -> _t.Any:
+    """A CSV cell as pandas reads it: empty is None, then int, then float, else the text."""
     if text == "":
         return None
+    if "_" in text or text != text.strip():  # Python's int("1_000") and int(" 1") are not CSV
+        return text
     for convert in (int, float):
         try:
             return convert(text)

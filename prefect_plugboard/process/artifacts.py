@@ -55,7 +55,7 @@ def summary_rows(process: Process) -> list[dict[str, _t.Any]]:
     rows = []
     for name, component in process.components.items():
         stats = component.run_stats
-        exports = {k: getattr(component, k, None) for k in component.exports or ()}
+        exports = component.exported_values()
         rows.append(
             {
                 "component": name,
@@ -88,13 +88,19 @@ async def publish_graph(process: Process) -> None:
         _logger.warning("Could not publish the graph of %r", process.name, exc_info=True)
 
 
-async def publish_summary(process: Process) -> None:
-    """Publishes each component's figures as a table artifact (best effort)."""
+async def publish_summary(process: Process, outcome: str) -> None:
+    """Publishes each component's figures as a table artifact (best effort).
+
+    Args:
+        process: The process whose run has just ended.
+        outcome: How the run ended, for the artifact's description (`completed`,
+            `failed: ...`, `stopped: ...`).
+    """
     try:
         await acreate_table_artifact(
             table=summary_rows(process),
             key=artifact_key(process.name, "components"),
-            description=f"Process {process.name!r} ended {process.status}",
+            description=f"Process {process.name!r} {outcome}",
         )
     except Exception:  # noqa: BLE001
         _logger.warning("Could not publish the summary of %r", process.name, exc_info=True)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.process.event_routes import EventRoutes
+from prefect_plugboard.process.topology import upstream_order
 from prefect_plugboard.schemas.connector import ConnectorMode
 
 
@@ -42,28 +43,9 @@ class Links:
     def upstream_first(self) -> list[str]:
         """The components, each after what feeds it, where the graph allows.
 
-        A loop is entered at its first component in the given order.
+        A loop comes as a whole after what feeds it, entered where it is fed from outside.
         """
-        waiting_on = dict.fromkeys(self.components, 0)
-        for targets in self.feeds.values():
-            for target in targets:
-                waiting_on[target] += 1
-        order: list[str] = []
-        placed: set[str] = set()
-        ready = [name for name, count in waiting_on.items() if count == 0]
-        while len(order) < len(self.components):
-            if not ready:  # a loop: start it at the first component not yet placed
-                ready = [next(name for name in self.components if name not in placed)]
-            name = ready.pop(0)
-            if name in placed:
-                continue
-            placed.add(name)
-            order.append(name)
-            for target in self.feeds[name]:
-                waiting_on[target] -= 1
-                if waiting_on[target] == 0:
-                    ready.append(target)
-        return order
+        return upstream_order(self.feeds)
 
     def upstream_of(self) -> dict[str, list[str]]:
         """Per component, what feeds it, leaving out the links that close a loop.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Mapping
+import functools
 import typing as _t
 import uuid
 
@@ -11,9 +12,9 @@ from prefect.task_engine import run_task_async
 
 from prefect_plugboard.component.runner import ComponentRunner, EventWiring
 from prefect_plugboard.connector.asyncio_connector import AsyncioConnector
-from prefect_plugboard.connector.channel import DEFAULT_MAXSIZE, Inbox, LocalSender, Sender
+from prefect_plugboard.connector.channel import Inbox, LocalSender, Sender
 from prefect_plugboard.connector.connector import Connector
-from prefect_plugboard.process.event_routes import EVENTS_FIELD, EventRoutes
+from prefect_plugboard.process.event_routes import EVENTS_FIELD
 from prefect_plugboard.process.links import Links
 from prefect_plugboard.process.process import Process
 from prefect_plugboard.process.supervision import Supervisor
@@ -22,7 +23,7 @@ from prefect_plugboard.process.tasks import (
     prepare_tag_concurrency,
     run_with_task_logger,
 )
-from prefect_plugboard.schemas.connector import ConnectorMode
+from prefect_plugboard.process.wiring import event_senders, plan_wiring
 
 
 __all__ = ["LocalProcess"]
@@ -60,6 +61,8 @@ class LocalProcess(Process):
     async def _supervise(self, *, as_task_runs: bool) -> None:
         """Runs every component, each as a Prefect task run or (for tests) as it is."""
         supervisor = self._supervisor = Supervisor(self.name)
+        if self.stop_reason is not None:  # stopped while the flow run was being created
+            supervisor.stop(self.stop_reason)
         runs: dict[str, _t.Awaitable[_t.Any]] = {}
         types = {}
         # Task run ids made up front, so Prefect's run graph can draw the links between
@@ -103,48 +106,36 @@ class LocalProcess(Process):
 def build_local_runners(process: Process) -> dict[str, ComponentRunner]:
     """Wires a process's components with in-memory channels and returns their runners.
 
-    Every input field gets one inbox; each connector into it is one sender. The inbox holds as
-    many messages as the largest `maxsize` among those connectors (unbounded if any is 0).
-    A component that handles events gets one event inbox, fed by one sender per publisher.
+    The wiring follows `plan_wiring`: one inbox per input field, one sender per connector,
+    one event inbox per component that handles events, fed by one sender per publisher.
     """
-    into: defaultdict[tuple[str, str], list[Connector]] = defaultdict(list)
-    for connector in process.connectors.values():
-        if connector.spec.mode is ConnectorMode.PIPELINE:
-            into[(connector.spec.target.entity, connector.spec.target.descriptor)].append(connector)
-    inboxes: dict[tuple[str, str], Inbox] = {}
-    senders: defaultdict[tuple[str, str], list[Sender]] = defaultdict(list)
-    for (entity, field), connectors in into.items():
-        sizes = [c.maxsize for c in connectors]
-        maxsize = 0 if 0 in sizes else max(sizes)
-        inbox = inboxes[(entity, field)] = Inbox(maxsize, len(connectors), f"{entity}.{field}")
-        for connector in connectors:
-            source = (connector.spec.source.entity, connector.spec.source.descriptor)
-            senders[source].append(LocalSender(inbox, connector.id))
-    routes = EventRoutes.of(process.components.values())
+    plans = plan_wiring(process.components, process.connectors.values())
+    inboxes = {
+        (name, f): Inbox(p.maxsize, p.senders, f"{name}.{f}")
+        for name, plan in plans.items()
+        for f, p in plan.inputs.items()
+    }
     event_inboxes = {
-        name: Inbox(DEFAULT_MAXSIZE, len(routes.feeds(name)), f"{name}.{EVENTS_FIELD}")
-        for name, c in process.components.items()
-        if c.io.input_events
+        name: Inbox(plan.events_in.maxsize, plan.events_in.senders, f"{name}.{EVENTS_FIELD}")
+        for name, plan in plans.items()
+        if plan.events_in is not None
     }
-    return {
-        name: ComponentRunner(
+    runners = {}
+    for name, component in process.components.items():
+        plan = plans[name]
+        senders: dict[str, list[Sender]] = {
+            f: [LocalSender(inboxes[(t.component, t.field)], t.connector) for t in targets]
+            for f, targets in plan.outputs.items()
+        }
+        by_type, _ = event_senders(plan, functools.partial(_event_sender, name, event_inboxes))
+        runners[name] = ComponentRunner(
             component,
-            {f: inboxes[(name, f)] for f in component.io.inputs if (name, f) in inboxes},
-            {f: senders[(name, f)] for f in component.io.outputs},
-            events=_event_wiring(name, routes, event_inboxes),
+            {f: inboxes[(name, f)] for f in plan.inputs},
+            senders,
+            events=EventWiring(inbox=event_inboxes.get(name), senders=by_type),
         )
-        for name, component in process.components.items()
-    }
+    return runners
 
 
-def _event_wiring(name: str, routes: EventRoutes, inboxes: dict[str, Inbox]) -> EventWiring:
-    to_subscriber: dict[str, LocalSender] = {}
-    senders: dict[str, list[Sender]] = {}
-    for event_type, subscribers in routes.targets(name).items():
-        for subscriber in subscribers:
-            if subscriber not in to_subscriber:
-                to_subscriber[subscriber] = LocalSender(
-                    inboxes[subscriber], f"{name}->{subscriber}"
-                )
-            senders.setdefault(event_type, []).append(to_subscriber[subscriber])
-    return EventWiring(inbox=inboxes.get(name), senders=senders)
+def _event_sender(publisher: str, inboxes: Mapping[str, Inbox], subscriber: str) -> LocalSender:
+    return LocalSender(inboxes[subscriber], f"{publisher}->{subscriber}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 import asyncio
 from collections.abc import Awaitable, Coroutine, Iterable, Mapping
-import contextlib
 from dataclasses import dataclass
 from enum import StrEnum
 import importlib
@@ -170,6 +169,9 @@ class Process(ABC):
                 state = await self._flow()(return_state=True)
                 if not state.is_completed() and not state.is_cancelled():
                     await state.aresult()  # raises what the flow raised
+                if state.is_cancelled() and self.stop_reason is None:
+                    # e.g. a signal that landed in a component: the run stopped, not completed
+                    self.stop_reason = state.message or f"process {self.name!r} was cancelled"
                 current = asyncio.current_task()
                 if state.is_cancelled() and current is not None and current.cancelling():
                     raise asyncio.CancelledError  # the caller's own cancellation goes on
@@ -177,10 +179,14 @@ class Process(ABC):
             self.status = Status.STOPPED if _is_cancellation(exc) else Status.FAILED
             raise
         finally:
-            for component in self.components.values():
-                if not component.status.is_terminal:
-                    component.status = Status.STOPPED  # stopped before it could start
+            self._settle_components()
         self.status = Status.STOPPED if self.stop_reason is not None else Status.COMPLETED
+
+    def _settle_components(self) -> None:
+        """Marks the components that never got to start (the run ended first) `stopped`."""
+        for component in self.components.values():
+            if not component.status.is_terminal:
+                component.status = Status.STOPPED
 
     async def stop(self) -> None:
         """Stops a running process: every component ends `stopped`, and `run()` returns.
@@ -259,14 +265,22 @@ class Process(ABC):
             if self.flow_run_id is not None
             else None
         )
+        outcome = "failed"
         try:
             await self._run_components()
+            outcome = "completed" if self.stop_reason is None else f"stopped: {self.stop_reason}"
+        except BaseException as exc:
+            if _is_cancellation(exc):
+                outcome = f"stopped: {self.stop_reason or 'cancelled'}"
+            else:
+                outcome = f"failed: {exc}"
+            raise
         finally:
             if watch is not None:
                 watch.cancel()
-            with contextlib.suppress(BaseException):
-                await graph
-                await publish_summary(self)
+            self._settle_components()
+            await graph
+            await publish_summary(self, outcome)
 
     def _cancelled_from_prefect(self) -> None:
         self._request_stop(CANCELLED_FROM_PREFECT)

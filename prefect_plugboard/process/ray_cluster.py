@@ -10,12 +10,15 @@ finally a placement group reserves one bundle per component, with a deadline.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+import contextlib
 from importlib.metadata import packages_distributions
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 import typing as _t
 
 from prefect_plugboard.component.component import Component
@@ -86,7 +89,8 @@ class RayConnection:
         }
         if address == "local":
             _logger.info("Starting a local Ray instance")
-            ray.init(address=address, **kwargs)
+            with _keeping_sigterm_handler():
+                ray.init(address=address, **kwargs)
         else:
             _logger.info("Joining the Ray cluster at %s", address)
             _check_reachable(address)
@@ -98,7 +102,8 @@ class RayConnection:
                     address,
                 )
             try:
-                ray.init(address=address, **kwargs)
+                with _keeping_sigterm_handler():
+                    ray.init(address=address, **kwargs)
             except Exception as exc:
                 raise RayConnectionError(address, exc) from exc
         self.owned = True
@@ -110,6 +115,23 @@ class RayConnection:
         if self.owned and ray.is_initialized():
             ray.shutdown()
         self.owned = False
+
+
+@contextlib.contextmanager
+def _keeping_sigterm_handler() -> Iterator[None]:
+    """Keeps the SIGTERM handler that was there before `ray.init`.
+
+    `ray.init` makes SIGTERM a bare `sys.exit` in the driver. In a flow run started by a
+    Prefect worker or `serve`, Prefect's own handler turns SIGTERM (how Prefect cancels a
+    run) into a cancellation: replaced, the run would end `Crashed` instead of `Cancelled`.
+    """
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if on_main_thread else None
+    try:
+        yield
+    finally:
+        if previous not in (None, signal.SIG_DFL):
+            signal.signal(signal.SIGTERM, previous)
 
 
 def pickle_user_modules(components: Sequence[Component]) -> None:

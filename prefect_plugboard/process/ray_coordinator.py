@@ -26,7 +26,6 @@ class RunCoordinator:
         self._stopped = asyncio.Event()
         self._stop_reason = ""
         self._graceful = False
-        self._failure: tuple[str, str] | None = None
         self._finals: dict[str, dict[str, _t.Any]] = {}
         self._progress: dict[str, dict[str, _t.Any]] = {}
         self._version = 0
@@ -60,15 +59,14 @@ class RunCoordinator:
             self._stop_reason = reason
             self._graceful = graceful
             self._stopped.set()
+            self._changed.set()  # a waiting `progress_after` returns: no report is due
 
     async def graceful_stop(self) -> str | None:
         """The reason of a stop that was asked for, if the run was stopped that way."""
         return self._stop_reason if self._graceful else None
 
-    async def fail(self, component: str, message: str) -> None:
-        """Records a component's failure (the first wins) and stops the others."""
-        if self._failure is None:
-            self._failure = (component, message)
+    async def fail(self, component: str) -> None:
+        """Stops the others because `component` failed (its error reaches the driver itself)."""
         await self.stop(f"stopped because component {component!r} failed")
 
     async def wait_stop(self) -> str:

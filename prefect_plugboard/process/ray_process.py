@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 import logging
 import typing as _t
 import uuid
 
+import httpx
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import TaskRunResult
+from prefect.client.schemas.objects import State, TaskRunResult
 from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.states import Crashed
+from prefect.states import Cancelled, Crashed
 
 from prefect_plugboard.component.component import Component
-from prefect_plugboard.connector.channel import DEFAULT_MAXSIZE
 from prefect_plugboard.connector.connector import Connector
-from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, RayConnector
+from prefect_plugboard.connector.ray_connector import RayConnector
 from prefect_plugboard.exceptions import Issue
-from prefect_plugboard.process.event_routes import EventRoutes
 from prefect_plugboard.process.links import Links
 from prefect_plugboard.process.process import ConnectorFactory, Process
 from prefect_plugboard.process.ray_cluster import (
@@ -30,21 +28,16 @@ from prefect_plugboard.process.ray_cluster import (
     reserve,
 )
 from prefect_plugboard.process.ray_coordinator import RunCoordinator
-from prefect_plugboard.process.ray_worker import (
-    InputPlan,
-    OutputTarget,
-    WorkerPlan,
-    apply_final_state,
-    apply_progress,
-    run_on_worker,
-)
+from prefect_plugboard.process.ray_worker import apply_final_state, apply_progress, run_on_worker
 from prefect_plugboard.process.supervision import ComponentFailure
 from prefect_plugboard.process.tasks import component_tags, component_task, prepare_tag_concurrency
-from prefect_plugboard.schemas.connector import ConnectorMode, ConnectorSpec
+from prefect_plugboard.process.wiring import WorkerPlan, plan_wiring
+from prefect_plugboard.schemas.connector import ConnectorSpec
 from prefect_plugboard.schemas.status import Status
 
 
 if _t.TYPE_CHECKING:
+    from prefect import Task
     from prefect.task_runners import TaskRunner
 
 
@@ -55,7 +48,7 @@ _logger = logging.getLogger(__name__)
 PLACEMENT_TIMEOUT = 30.0
 """Default deadline (s) for placing every component on the cluster at once."""
 STOP_GRACE = 10.0
-"""How long (s) stopped components may take to end before their workers are killed."""
+"""Default time (s) the components of a stopping run may take to end before they are killed."""
 
 
 class RayProcess(Process):
@@ -95,6 +88,8 @@ class RayProcess(Process):
         ray_address: The Ray cluster to join (`"auto"`, `"host:port"`, `"ray://..."`).
         ray_init_kwargs: Extra keyword arguments for `ray.init`.
         placement_timeout: Deadline (s) for placing every component at once.
+        stop_grace: How long (s) the components of a stopping run (a failure, a stop, a
+            cancellation) may take to end before their workers are killed.
     """
 
     flow_name_default: _t.ClassVar[str] = "plugboard-ray-process"
@@ -111,6 +106,7 @@ class RayProcess(Process):
         ray_address: str | None = None,
         ray_init_kwargs: Mapping[str, _t.Any] | None = None,
         placement_timeout: float = PLACEMENT_TIMEOUT,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         super().__init__(
             components,
@@ -122,8 +118,10 @@ class RayProcess(Process):
         self.ray_address = ray_address
         self.ray_init_kwargs = dict(ray_init_kwargs or {})
         self.placement_timeout = placement_timeout
+        self.stop_grace = stop_grace
         self._ray = RayConnection(ray_address, ray_init_kwargs)
         self._coordinator: _t.Any = None
+        self._tasks: dict[str, Task[..., _t.Any]] = {}
 
     def _check_connectors(self) -> list[Issue]:
         return [
@@ -139,7 +137,7 @@ class RayProcess(Process):
     async def _prepare(self) -> None:
         import ray
 
-        self._plans = _plan(self.components, self.connectors.values())
+        self._plans = plan_wiring(self.components, self.connectors.values())
         self._api_url = await api_url_for_workers()
         # Workers of a Ray started here learn the API's address from their environment; on a
         # cluster started elsewhere, from the Prefect settings each task run carries.
@@ -179,7 +177,7 @@ class RayProcess(Process):
             self._coordinator.stop.remote(reason, True)
 
     async def _release(self) -> None:
-        coordinator = getattr(self, "_coordinator", None)
+        coordinator = self._coordinator
         if coordinator is not None:
             import ray
 
@@ -216,34 +214,47 @@ class RayProcess(Process):
         upstream = links.upstream_of()
         limited = await prepare_tag_concurrency(components)
         pickle_user_modules(components)
-        group = await asyncio.to_thread(reserve, components, self.placement_timeout)
+        group = await _reserve(components, self.placement_timeout)
         coordinator = self._coordinator
         futures: dict[str, _t.Any] = {}
+        self._tasks.clear()
         try:
-            for index, component in enumerate(components):
-                task = component_task(
-                    component,
-                    _worker_body(component, self._plans[component.name], coordinator, self.name),
-                )
-                if not {f"tag:{t}" for t in component_tags(component)} & limited:
-                    task._plugboard_skip_tag_leases = True  # type: ignore[attr-defined]
-                options = {
-                    **component.resources.to_ray_options(),
-                    "max_retries": 0,
-                    "scheduling_strategy": PlacementGroupSchedulingStrategy(group, index),
-                }
-                drawn = {TaskRunResult(id=futures[u].task_run_id) for u in upstream[component.name]}
-                with remote_options(**options):
-                    futures[component.name] = runner.submit(
-                        task,
-                        parameters={"upstream": None},
-                        dependencies={"upstream": drawn} if drawn else None,
+            try:
+                for index, component in enumerate(components):
+                    task = component_task(
+                        component,
+                        _worker_body(
+                            component, self._plans[component.name], coordinator, self.name
+                        ),
                     )
+                    self._tasks[component.name] = task
+                    if not {f"tag:{t}" for t in component_tags(component)} & limited:
+                        task._plugboard_skip_tag_leases = True  # type: ignore[attr-defined]
+                    options = {
+                        **component.resources.to_ray_options(),
+                        "max_retries": 0,
+                        "scheduling_strategy": PlacementGroupSchedulingStrategy(group, index),
+                    }
+                    drawn = {
+                        TaskRunResult(id=futures[u].task_run_id) for u in upstream[component.name]
+                    }
+                    with remote_options(**options):
+                        futures[component.name] = runner.submit(
+                            task,
+                            parameters={"upstream": None},
+                            dependencies={"upstream": drawn} if drawn else None,
+                        )
+            except BaseException:
+                reason = f"process {self.name!r} could not start every component"
+                await coordinator.stop.remote(reason)
+                await self._wind_down(futures, set(futures), reason)
+                raise
             following = asyncio.ensure_future(self._follow_progress(coordinator))
             try:
                 await self._supervise(futures, coordinator)
             finally:
                 following.cancel()
+                await asyncio.gather(following, return_exceptions=True)
             reason = await coordinator.graceful_stop.remote()
             if reason is not None and self.stop_reason is None:
                 self.stop_reason = reason
@@ -254,9 +265,10 @@ class RayProcess(Process):
                     apply_final_state(self.components[name], state)
             except Exception:  # noqa: BLE001 - the run's own error matters more
                 _logger.warning("Could not copy the components' final states back", exc_info=True)
-            ray.kill(coordinator)
-            self._coordinator = None
-            remove_placement_group(group)
+            finally:
+                ray.kill(coordinator)
+                self._coordinator = None
+                remove_placement_group(group)
 
     async def _follow_progress(self, coordinator: _t.Any) -> None:
         """Keeps the driver's components' status and figures current while the run lasts."""
@@ -270,43 +282,118 @@ class RayProcess(Process):
             version = latest
 
     async def _supervise(self, futures: Mapping[str, _t.Any], coordinator: _t.Any) -> None:
-        import ray
+        """Waits for every component; the first failure stops the rest.
 
-        waiters = {
-            asyncio.ensure_future(_outcome(future.wrapped_future)): name
-            for name, future in futures.items()
+        Once the run is stopping (a failure, a stop, a cancellation), components have
+        `stop_grace` seconds to end; the workers of those that do not are killed and their
+        task runs end `Cancelled`.
+        """
+        waiting = {
+            name: asyncio.ensure_future(_outcome(f.wrapped_future)) for name, f in futures.items()
         }
-        pending = set(waiters)
+        pending = set(waiting)
         failure: ComponentFailure | None = None
+        stopping = asyncio.ensure_future(_stop_reason(coordinator))
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
         try:
             while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for waiter in done:
-                    name = waiters[waiter]
-                    kind = type(self.components[name]).__name__
-                    outcome = waiter.result()
-                    if isinstance(outcome, BaseException):
-                        await coordinator.stop.remote(f"stopped because component {name!r} crashed")
-                        failure = failure or ComponentFailure(name, kind, outcome, crashed=True)
-                        await _mark_crashed(futures[name].task_run_id, name, outcome)
-                    elif outcome.is_failed() or outcome.is_crashed():
-                        await coordinator.stop.remote(f"stopped because component {name!r} failed")
-                        if failure is None:
-                            error = await outcome.aresult(raise_on_failure=False)
-                            if not isinstance(error, BaseException):
-                                error = RuntimeError(outcome.message or "failed")
-                            failure = ComponentFailure(
-                                name, kind, error, crashed=outcome.is_crashed()
-                            )
+                timeout = None if deadline is None else max(0.0, deadline - loop.time())
+                await asyncio.wait(
+                    [waiting[name] for name in pending] + [stopping],
+                    timeout=timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if stopping.done() and deadline is None:
+                    deadline = loop.time() + self.stop_grace
+                for name in [n for n in pending if waiting[n].done()]:
+                    pending.discard(name)
+                    outcome = waiting[name].result()
+                    failure = failure or await self._failure_of(name, outcome, futures, coordinator)
+                if pending and deadline is not None and loop.time() >= deadline:
+                    await self._kill(futures, pending, stopping.result())
+                    pending.clear()
         except BaseException:
-            await coordinator.stop.remote(f"process {self.name!r} was cancelled")
-            if pending:
-                _, late = await asyncio.wait(pending, timeout=STOP_GRACE)
-                for waiter in late:
-                    ray.cancel(futures[waiters[waiter]].wrapped_future, force=True)
+            reason = f"process {self.name!r} was cancelled"
+            await coordinator.stop.remote(reason)
+            await self._wind_down(futures, pending, reason)
             raise
+        finally:
+            stopping.cancel()
+            for waiter in waiting.values():
+                waiter.cancel()
         if failure is not None:
             raise failure.to_error()
+
+    async def _failure_of(
+        self, name: str, outcome: _t.Any, futures: Mapping[str, _t.Any], coordinator: _t.Any
+    ) -> ComponentFailure | None:
+        """What a component's end means for the run: a failure (others are told), or not."""
+        kind = type(self.components[name]).__name__
+        if isinstance(outcome, BaseException):
+            await coordinator.stop.remote(f"stopped because component {name!r} crashed")
+            message = f"Component {name!r} stopped running on Ray: {outcome}"
+            await self._end_task_run(futures[name].task_run_id, name, Crashed(message=message))
+            return ComponentFailure(name, kind, outcome, crashed=True)
+        if outcome.is_failed() or outcome.is_crashed():
+            await coordinator.stop.remote(f"stopped because component {name!r} failed")
+            error = await outcome.aresult(raise_on_failure=False)
+            if not isinstance(error, BaseException):
+                error = RuntimeError(outcome.message or "failed")
+            return ComponentFailure(name, kind, error, crashed=outcome.is_crashed())
+        return None
+
+    async def _wind_down(
+        self, futures: Mapping[str, _t.Any], running: set[str], reason: str
+    ) -> None:
+        """Gives stopped components `stop_grace` seconds to end, then kills the rest."""
+        waiters = {asyncio.ensure_future(_outcome(futures[n].wrapped_future)): n for n in running}
+        if not waiters:
+            return
+        _, late = await asyncio.wait(waiters, timeout=self.stop_grace)
+        await self._kill(futures, {waiters[w] for w in late}, reason)
+
+    async def _kill(self, futures: Mapping[str, _t.Any], names: set[str], reason: str) -> None:
+        """Kills the workers of components that did not stop; their task runs end Cancelled."""
+        import ray
+
+        for name in sorted(names):
+            _logger.warning(
+                "Component %r did not stop within %g s (%s); killing its Ray worker",
+                name,
+                self.stop_grace,
+                reason,
+            )
+            ray.cancel(futures[name].wrapped_future, force=True)
+            message = (
+                f"{reason}; it did not stop within {self.stop_grace:g} s, so its worker was killed"
+            )
+            await self._end_task_run(futures[name].task_run_id, name, Cancelled(message=message))
+
+    async def _end_task_run(self, task_run_id: uuid.UUID, name: str, state: State) -> None:
+        """Ends the task run of a component whose worker is gone (it cannot say so itself).
+
+        A worker's engine reports its task run through Prefect's event stream, so a worker
+        killed early may never have made it known; it is then created in its final state, so
+        that the run graph still shows every component.
+        """
+        try:
+            async with get_client() as client:
+                try:
+                    await client.set_task_run_state(task_run_id, state, force=True)
+                except httpx.HTTPStatusError as error:
+                    if error.response.status_code != httpx.codes.NOT_FOUND:
+                        raise
+                    await client.create_task_run(
+                        self._tasks[name],
+                        self.flow_run_id,
+                        dynamic_key=str(task_run_id),
+                        id=task_run_id,
+                        name=name,
+                        state=state,
+                    )
+        except Exception as exc:  # noqa: BLE001 - best effort; the run's outcome is raised anyway
+            _logger.warning("Could not end the task run of %r as %s: %s", name, state.name, exc)
 
 
 def _worker_body(
@@ -328,19 +415,26 @@ async def _outcome(ref: _t.Any) -> _t.Any:
         return exc
 
 
-async def _mark_crashed(task_run_id: uuid.UUID, name: str, error: BaseException) -> None:
-    """Ends a task run whose worker died (its engine can no longer say so itself)."""
+async def _stop_reason(coordinator: _t.Any) -> str:
+    """Returns why the run stops, once it does (a failure, a stop, a cancellation)."""
+    return _t.cast(str, await coordinator.wait_stop.remote())
+
+
+async def _reserve(components: list[Component], timeout: float) -> _t.Any:
+    """Reserves the components' placement group; never leaks it if the caller is cancelled."""
+    from ray.util.placement_group import remove_placement_group
+
+    reserving = asyncio.ensure_future(asyncio.to_thread(reserve, components, timeout))
     try:
-        async with get_client() as client:
-            await client.set_task_run_state(
-                task_run_id,
-                Crashed(message=f"Component {name!r} stopped running on Ray: {error}"),
-                force=True,
-            )
-    except Exception as exc:  # noqa: BLE001 - best effort; the run's error is raised anyway
-        # A 404: the task never got as far as creating its task run (e.g. its arguments could
-        # not be rebuilt on the worker), so there is nothing left Running to end.
-        _logger.debug("Task run of %r not marked crashed: %s", name, exc)
+        return await asyncio.shield(reserving)
+    except asyncio.CancelledError:
+
+        def release(done: asyncio.Future[_t.Any]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                remove_placement_group(done.result())
+
+        reserving.add_done_callback(release)
+        raise
 
 
 async def api_url_for_workers() -> str:
@@ -357,40 +451,3 @@ async def api_url_for_workers() -> str:
     server = SubprocessASGIServer()
     await asyncio.to_thread(server.start)
     return str(server.api_url)
-
-
-def _plan(
-    components: Mapping[str, Component], connectors: Iterable[Connector]
-) -> dict[str, WorkerPlan]:
-    into: defaultdict[tuple[str, str], list[Connector]] = defaultdict(list)
-    out: defaultdict[tuple[str, str], list[OutputTarget]] = defaultdict(list)
-    for connector in connectors:
-        spec = connector.spec
-        if spec.mode is not ConnectorMode.PIPELINE:
-            continue
-        into[(spec.target.entity, spec.target.descriptor)].append(connector)
-        out[(spec.source.entity, spec.source.descriptor)].append(
-            OutputTarget(
-                connector=connector.id,
-                component=spec.target.entity,
-                field=spec.target.descriptor,
-                batch_size=getattr(connector, "batch_size", DEFAULT_BATCH_SIZE),
-            )
-        )
-    routes = EventRoutes.of(components.values())
-    plans = {}
-    for name, component in components.items():
-        inputs = {}
-        for field in component.io.inputs:
-            sizes = [c.maxsize for c in into[(name, field)]]
-            if sizes:  # an input no connector feeds is populated by an event handler
-                inputs[field] = InputPlan(0 if 0 in sizes else max(sizes), len(sizes))
-        outputs = {f: tuple(out[(name, f)]) for f in component.io.outputs if out[(name, f)]}
-        events_in = (
-            InputPlan(DEFAULT_MAXSIZE, len(routes.feeds(name)))
-            if component.io.input_events
-            else None
-        )
-        event_targets = {t: tuple(s) for t, s in routes.targets(name).items() if s}
-        plans[name] = WorkerPlan(inputs, outputs, events_in, event_targets)
-    return plans

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Mapping
 import logging
 import typing as _t
 
@@ -16,13 +15,11 @@ from prefect_plugboard.connector.stream import StreamReceiver, StreamSender
 from prefect_plugboard.process.event_routes import EVENTS_FIELD
 from prefect_plugboard.process.supervision import Supervisor
 from prefect_plugboard.process.tasks import run_with_task_logger
+from prefect_plugboard.process.wiring import WorkerPlan, event_senders
 from prefect_plugboard.schemas.status import Status
 
 
 __all__ = [
-    "InputPlan",
-    "OutputTarget",
-    "WorkerPlan",
     "apply_final_state",
     "apply_progress",
     "final_state",
@@ -31,41 +28,6 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class InputPlan:
-    """An input field: how many messages it holds and how many connectors feed it."""
-
-    maxsize: int
-    senders: int
-
-
-@dataclass(frozen=True)
-class OutputTarget:
-    """One connector leaving an output field."""
-
-    connector: str
-    component: str
-    field: str
-    batch_size: int
-
-
-@dataclass(frozen=True)
-class WorkerPlan:
-    """How one component is wired: its inputs and, per output field, its connectors.
-
-    Attributes:
-        inputs: Per input field, its inbox's size and senders.
-        outputs: Per output field, the connectors leaving it.
-        events_in: The event inbox of a component that handles events.
-        event_targets: Per event type the component publishes, the components to send it to.
-    """
-
-    inputs: Mapping[str, InputPlan] = field(default_factory=dict)
-    outputs: Mapping[str, tuple[OutputTarget, ...]] = field(default_factory=dict)
-    events_in: InputPlan | None = None
-    event_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 async def run_on_worker(
@@ -100,11 +62,19 @@ async def run_on_worker(
         )
     except BaseException as exc:
         if not isinstance(exc, asyncio.CancelledError):
-            await coordinator.fail.remote(name, f"{type(exc).__name__}: {exc}")
+            await _tell(coordinator.fail.remote(name))
         raise
     finally:
         watcher.cancel()
-        await coordinator.report_final.remote(name, final_state(component))
+        await _tell(coordinator.report_final.remote(name, final_state(component)))
+
+
+async def _tell(call: Awaitable[_t.Any]) -> None:
+    """Awaits a call to the coordinator; if it is gone, the component's own outcome stands."""
+    try:
+        await call
+    except Exception as exc:  # noqa: BLE001 - never mask what the component raised
+        _logger.warning("Could not reach the run's coordinator: %s", exc)
 
 
 async def _wire_and_run(component: Component, plan: WorkerPlan, coordinator: _t.Any) -> RunStats:
@@ -116,7 +86,7 @@ async def _wire_and_run(component: Component, plan: WorkerPlan, coordinator: _t.
     events = EventWiring()
     if plan.events_in is not None:
         events.inbox = Inbox(
-            plan.events_in.maxsize, plan.events_in.senders, f"{component.name}.events"
+            plan.events_in.maxsize, plan.events_in.senders, f"{component.name}.{EVENTS_FIELD}"
         )
     receiver: StreamReceiver | None = None
     senders: dict[str, list[Sender]] = {}
@@ -139,20 +109,16 @@ async def _wire_and_run(component: Component, plan: WorkerPlan, coordinator: _t.
                 )
                 streams.append(stream)
                 senders.setdefault(out_field, []).append(stream)
-        to_subscriber: dict[str, StreamSender] = {}
-        event_senders: dict[str, list[Sender]] = {}
-        for event_type, subscribers in plan.event_targets.items():
-            for subscriber in subscribers:
-                if subscriber not in to_subscriber:
-                    to_subscriber[subscriber] = StreamSender.to(
-                        _locator(coordinator, subscriber),
-                        f"{component.name}->{subscriber} (events)",
-                        EVENTS_FIELD,
-                        DEFAULT_BATCH_SIZE,
-                    )
-                    streams.append(to_subscriber[subscriber])
-                event_senders.setdefault(event_type, []).append(to_subscriber[subscriber])
-        events.senders = event_senders
+        events.senders, event_streams = event_senders(
+            plan,
+            lambda subscriber: StreamSender.to(
+                _locator(coordinator, subscriber),
+                f"{component.name}->{subscriber} (events)",
+                EVENTS_FIELD,
+                DEFAULT_BATCH_SIZE,
+            ),
+        )
+        streams += event_streams
         name = component.name
 
         def stop(event: object) -> None:
@@ -224,9 +190,7 @@ def final_state(component: Component) -> dict[str, _t.Any]:
         "fields": picklable(
             "field", {f: state.get(f) for f in (*component.io.inputs, *component.io.outputs)}
         ),
-        "exports": picklable(
-            "export", {k: getattr(component, k, None) for k in component.exports or ()}
-        ),
+        "exports": picklable("export", component.exported_values()),
         "stats": component.run_stats.to_dict(),
     }
 

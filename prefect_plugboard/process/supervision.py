@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 import typing as _t
 
-from prefect.client.schemas.objects import State
 from prefect.exceptions import TerminationSignal
 from prefect.states import Cancelled
 
@@ -67,16 +66,6 @@ class Supervisor:
         self.failure: ComponentFailure | None = None
         self.interrupted: BaseException | None = None
         self._running: dict[str, asyncio.Task[_t.Any]] = {}
-        self._stop_listeners: list[Callable[[str], None]] = []
-
-    @property
-    def stopping(self) -> bool:
-        """Whether the run is being stopped (a failure or a cancellation)."""
-        return self.stop_reason is not None
-
-    def on_stop(self, listener: Callable[[str], None]) -> None:
-        """Calls `listener(reason)` once when the run starts stopping."""
-        self._stop_listeners.append(listener)
 
     async def run_component(
         self, name: str, component_type: str, body: Callable[[], Awaitable[_t.Any]]
@@ -135,8 +124,6 @@ class Supervisor:
         for inner in self._running.values():
             if not inner.done():
                 inner.cancel()
-        for listener in self._stop_listeners:
-            listener(reason)
 
     async def wait(
         self, runs: Mapping[str, Awaitable[_t.Any]], types: Mapping[str, str]
@@ -176,8 +163,3 @@ class Supervisor:
         if self.interrupted is not None:
             raise self.interrupted
         return {name: task.result() for name, task in tasks.items()}
-
-
-def is_cancelled_state(value: object) -> bool:
-    """Whether a task run's return value is a `Cancelled` state (the component was stopped)."""
-    return isinstance(value, State) and value.is_cancelled()

@@ -13,6 +13,7 @@ import difflib
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.exceptions import Issue
+from prefect_plugboard.process.topology import strongly_connected
 from prefect_plugboard.schemas.connector import ConnectorMode, ConnectorSocket
 
 
@@ -235,55 +236,10 @@ def find_cycles(
         if target not in graph[source]:
             graph[source].append(target)
     cycles: list[list[str]] = []
-    for group in _strongly_connected(graph):
+    for group in strongly_connected(graph):
         if len(group) > 1 or group[0] in graph[group[0]]:
             cycles.append(_cycle_within(graph, set(group), group[0]))
     return cycles
-
-
-def _strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
-    """Tarjan's algorithm, iterative; groups come out in graph order."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    groups: list[list[str]] = []
-    counter = 0
-    for root in graph:
-        if root in index:
-            continue
-        work = [(root, 0)]
-        while work:
-            node, child = work.pop()
-            if child == 0:
-                index[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            successors = graph[node]
-            if child < len(successors):
-                work.append((node, child + 1))
-                succ = successors[child]
-                if succ not in index:
-                    work.append((succ, 0))
-                elif succ in on_stack:
-                    low[node] = min(low[node], index[succ])
-                continue
-            if low[node] == index[node]:
-                group = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    group.append(member)
-                    if member == node:
-                        break
-                order = {n: i for i, n in enumerate(graph)}
-                groups.append(sorted(group, key=order.__getitem__))
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-    groups.sort(key=lambda g: list(graph).index(g[0]))
-    return groups
 
 
 def _cycle_within(graph: dict[str, list[str]], group: set[str], start: str) -> list[str]:

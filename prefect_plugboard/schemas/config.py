@@ -212,6 +212,11 @@ class PrefectSection(_Spec):
     ray_address: str | None = Field(default=None, description="Ray cluster for a RayProcess.")
     ray_init_kwargs: dict[str, _t.Any] = Field(default_factory=dict)
     placement_timeout: float | None = Field(default=None, gt=0)
+    stop_grace: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds a stopping RayProcess's components get before they are killed.",
+    )
 
 
 class ConfigSpec(_Spec):

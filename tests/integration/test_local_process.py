@@ -24,7 +24,13 @@ from prefect_plugboard import (
     ValidationError,
 )
 from prefect_plugboard.testing import Collector, FailingComponent, ListSource, PassThrough
-from tests.prefect_api import final_flow_run, final_task_runs, wait_for_log
+from tests.prefect_api import (
+    eventually,
+    final_flow_run,
+    final_task_runs,
+    read_artifacts,
+    wait_for_log,
+)
 
 
 def connect(*pairs: str, maxsize: int | None = None) -> list[AsyncioConnector]:
@@ -134,6 +140,13 @@ async def test_a_failing_component_fails_the_run_and_cancels_the_others(tmp_path
     states = {name: run.state.type.value for name, run in runs.items() if run.state}
     assert states == {"src": "CANCELLED", "bad": "FAILED", "save": "CANCELLED", "idle": "CANCELLED"}
     assert "bad" in (runs["save"].state.message or "")  # type: ignore[union-attr]
+    summary = await eventually(
+        lambda: read_artifacts(process.flow_run_id),  # type: ignore[arg-type]
+        lambda found: any(a.type == "table" for a in found),
+        what="the summary artifact",
+    )
+    description = next(a.description for a in summary if a.type == "table")
+    assert description.startswith(f"Process {process.name!r} failed: ")
 
 
 async def test_an_invalid_graph_is_refused_before_any_flow_run() -> None:
@@ -232,7 +245,7 @@ async def test_a_million_messages_through_three_stages_with_flat_memory() -> Non
 
 
 async def test_the_run_shows_its_graph_its_links_and_a_summary() -> None:
-    from tests.prefect_api import eventually, read_artifacts, run_graph
+    from tests.prefect_api import run_graph
 
     sink = Collector(name="sink")
     process = LocalProcess(
@@ -253,6 +266,7 @@ async def test_the_run_shows_its_graph_its_links_and_a_summary() -> None:
     assert "src@{ shape: rounded, label: ListSource<br>**src** } --> relay@{" in str(graph.data)
     table = by_key["shown-process-components"]
     assert table.type == "table"
+    assert table.description == "Process 'shown-process' completed"
     rows = {row["component"]: row for row in __import__("json").loads(table.data)}
     assert rows["sink"]["steps"] == 2 and rows["sink"]["status"] == "completed"
     assert rows["sink"]["exports"] == "received=[1, 2]"

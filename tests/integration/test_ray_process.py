@@ -247,6 +247,42 @@ async def test_a_failure_on_ray_stops_the_run_within_two_seconds(tmp_path: Path)
     assert not [n for n in live_actors() if n.startswith(f"plugboard-{process.name}")]
 
 
+class Stubborn(Forever):
+    """A source whose step blocks its worker's event loop: a stop cannot reach it."""
+
+    async def step(self) -> None:
+        await super().step()
+        time.sleep(3600)
+
+
+async def test_a_component_that_does_not_stop_is_killed_after_the_grace(tmp_path: Path) -> None:
+    marker = tmp_path / "stubborn"
+    process = RayProcess(
+        components=[
+            ListSource(name="src", items=range(20)),
+            Raise(name="bad", fail_on_step=3, ready=f"{marker}.started"),
+            Collector(name="sink"),
+            Stubborn(name="stuck", marker=str(marker)),
+            Collector(name="drain"),
+        ],
+        connectors=connect("src.x -> bad.x", "bad.y -> sink.x", "stuck.x -> drain.x"),
+        stop_grace=1,
+    )
+    with pytest.raises(ComponentError) as info:
+        async with process:
+            await asyncio.wait_for(process.run(), 60)
+    assert info.value.component == "bad"
+    assert process.components["stuck"].status is Status.STOPPED
+    runs = await final_task_runs(process.flow_run_id, 5)
+    stuck = runs["stuck"].state
+    assert stuck is not None and stuck.type.value == "CANCELLED"
+    assert "did not stop within 1 s" in (stuck.message or "")
+    assert all(r.state and r.state.is_final() for r in runs.values())
+    flow_run = await final_flow_run(process.flow_run_id)
+    assert flow_run.state is not None and flow_run.state.is_failed()
+    assert not [n for n in live_actors() if n.startswith(f"plugboard-{process.name}")]
+
+
 class Suicide(PassThrough):
     """Kills its own worker process on its second step."""
 

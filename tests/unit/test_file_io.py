@@ -27,7 +27,7 @@ async def test_writer_writes_a_header_and_one_row_per_step(tmp_path: Path) -> No
 
 async def test_reader_emits_rows_with_numbers_parsed(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
-    source.write_text("n,label,unused\n1,one,x\n2.5,,y\n3,three,z\n")
+    source.write_text("n,label,unused\n1,one,x\n2.5,,y\n3,three,z\n1_000, 7,w\n")
     sink = Collector(name="sink", fields=["n", "label"])
     process = LocalProcess(
         components=[FileReader(name="read", path=source, field_names=["n", "label"]), sink],
@@ -37,7 +37,7 @@ async def test_reader_emits_rows_with_numbers_parsed(tmp_path: Path) -> None:
         ],
     )
     await run_in_memory(process)
-    assert sink.received == [(1, "one"), (2.5, None), (3, "three")]
+    assert sink.received == [(1, "one"), (2.5, None), (3, "three"), ("1_000", " 7")]
 
 
 async def test_reader_names_missing_columns(tmp_path: Path) -> None:

@@ -300,6 +300,18 @@ def test_overrides_and_process_type_switch_a_model_without_editing_it(folder: Pa
     assert isinstance(back, LocalProcess)
 
 
+def test_the_prefect_section_configures_a_ray_process(folder: Path) -> None:
+    (folder / "model.yaml").write_text(
+        BASE + "prefect:\n  ray_address: auto\n  placement_timeout: 5\n  stop_grace: 2.5\n"
+    )
+    process = build_process(load_model(folder / "model.yaml", process_type="ray"))
+    assert isinstance(process, RayProcess)
+    assert process.ray_address == "auto"
+    assert (process.placement_timeout, process.stop_grace) == (5, 2.5)
+    local = build_process(load_model(folder / "model.yaml", process_type="local"))
+    assert isinstance(local, LocalProcess)  # Ray settings do not apply to it
+
+
 def test_an_override_naming_an_unknown_component_is_refused(folder: Path) -> None:
     (folder / "model.yaml").write_text(BASE)
     with pytest.raises(
