@@ -1,18 +1,22 @@
 """Noticing that a flow run is being cancelled from Prefect (the UI, the CLI, the API).
 
-Prefect delivers a cancellation to a deployment's run by signalling its process; a run
-started from a script or a notebook gets no signal at all. `watch_for_cancellation` notices
-either way: it listens for the flow run's `Cancelling` event, and, for an API whose events
-it cannot hear (another process's temporary server writing to the same database), reads the
-run's state every `CANCEL_POLL_INTERVAL` seconds.
+Prefect delivers a cancellation to a deployment's run by sending its process SIGTERM; a run
+started from a script or a notebook gets no signal at all. `sigterm_stops` turns the signal
+into a graceful stop, and `watch_for_cancellation` notices the cancellation itself: it
+listens for the flow run's `Cancelling` event, and, for an API whose events it cannot hear
+(another process's temporary server writing to the same database), reads the run's state
+every `CANCEL_POLL_INTERVAL` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 import contextlib
 import logging
+import signal
+import threading
+import types
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -21,7 +25,7 @@ from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
 
-__all__ = ["CANCEL_POLL_INTERVAL", "watch_for_cancellation"]
+__all__ = ["CANCEL_POLL_INTERVAL", "sigterm_stops", "watch_for_cancellation"]
 
 _logger = logging.getLogger(__name__)
 
@@ -43,6 +47,39 @@ async def watch_for_cancellation(flow_run_id: UUID, on_cancel: Callable[[], None
             watcher.cancel()
         with contextlib.suppress(BaseException):
             await asyncio.gather(listening, reading, return_exceptions=True)
+
+
+@contextlib.contextmanager
+def sigterm_stops(on_sigterm: Callable[[], None]) -> Iterator[None]:
+    """While inside, a SIGTERM calls `on_sigterm()` on the running event loop.
+
+    Prefect's own handler raises wherever the program happens to be, which may be inside a
+    component, whose task run then ends `Crashed`; a stop requested on the loop ends every
+    component the same way, `Cancelled`. A second SIGTERM gets the handler that was there
+    before (the hard way out). Outside the main thread signals cannot be handled, and this
+    does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGTERM)
+    received = False
+
+    def handle(signum: int, frame: types.FrameType | None) -> None:
+        nonlocal received
+        if not received:
+            received = True
+            loop.call_soon_threadsafe(on_sigterm)
+            return
+        signal.signal(signal.SIGTERM, previous)
+        signal.raise_signal(signum)
+
+    signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 async def _hear(flow_run_id: UUID) -> None:

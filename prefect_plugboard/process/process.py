@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+import functools
 import importlib
 import inspect
 import logging
@@ -28,7 +29,7 @@ from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector, ConnectorBuilder
 from prefect_plugboard.exceptions import Issue, ProcessStateError, ValidationError
 from prefect_plugboard.process.artifacts import publish_graph, publish_summary
-from prefect_plugboard.process.cancellation import watch_for_cancellation
+from prefect_plugboard.process.cancellation import sigterm_stops, watch_for_cancellation
 from prefect_plugboard.process.validation import validate_graph
 from prefect_plugboard.schemas.connector import ConnectorSpec
 from prefect_plugboard.schemas.status import Status
@@ -110,6 +111,7 @@ class Process(ABC):
         self.status = Status.CREATED
         self.flow_run_id: UUID | None = None
         self.stop_reason: str | None = None
+        self._cancelled = False
 
     @property
     def id(self) -> str:
@@ -267,7 +269,8 @@ class Process(ABC):
         )
         outcome = "failed"
         try:
-            await self._run_components()
+            with sigterm_stops(functools.partial(self._cancel, "the run received SIGTERM")):
+                await self._run_components()
             outcome = "completed" if self.stop_reason is None else f"stopped: {self.stop_reason}"
         except BaseException as exc:
             if _is_cancellation(exc):
@@ -283,7 +286,12 @@ class Process(ABC):
             await publish_summary(self, outcome)
 
     def _cancelled_from_prefect(self) -> None:
-        self._request_stop(CANCELLED_FROM_PREFECT)
+        self._cancel(CANCELLED_FROM_PREFECT)
+
+    def _cancel(self, reason: str) -> None:
+        """Stops the run as cancelled: its flow run ends `Cancelled`, not `Completed`."""
+        self._cancelled = True
+        self._request_stop(reason)
 
     def _flow(self) -> Flow[[], Coroutine[_t.Any, _t.Any, State | None]]:
         async def run_process() -> State | None:
@@ -435,8 +443,8 @@ async def ending_state(process: Process, running: Awaitable[None]) -> State | No
         await running
     except (asyncio.CancelledError, TerminationSignal, KeyboardInterrupt):
         return Cancelled(message=process.stop_reason or f"process {process.name!r} was cancelled")
-    if process.stop_reason == CANCELLED_FROM_PREFECT:
-        return Cancelled(message=process.stop_reason)
+    if process._cancelled:
+        return Cancelled(message=process.stop_reason or CANCELLED_FROM_PREFECT)
     return None
 
 

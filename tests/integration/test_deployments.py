@@ -195,6 +195,61 @@ async def test_a_served_model_runs_with_prefect_deployment_run(
     assert any("```mermaid" in str(a.data) for a in found)
 
 
+async def test_a_long_run_keeps_sending_heartbeats_while_its_components_work(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    # Prefect's shortest heartbeat period is 30 s: a 34 s run must send one at its start and
+    # one 30 s later, from a flow run whose components are busy all along.
+    from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
+
+    folder = model_folder(tmp_path, SEED / "model.yaml", SEED / "hello_ray.py")
+    env = {**server, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
+    iters = 34
+    with serving(
+        folder / "model.yaml", "seed-long", env, folder, "-p", f"component.input.arg.iters={iters}"
+    ):
+        result = run(
+            [
+                str(BIN / "prefect"),
+                "deployment",
+                "run",
+                "run-process/seed-long",
+                "--watch",
+                "--watch-interval",
+                "1",
+            ],
+            server,
+            folder,
+        )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Completed" in result.stdout
+    with (folder / "ray.csv").open() as f:
+        assert len(list(csv.reader(f))) == iters + 1
+    flow_run_id = flow_run_id_of(result.stdout)
+
+    async def heartbeats(client: _t.Any) -> list[_t.Any]:
+        page = await client.read_events(
+            EventFilter(
+                event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+                any_resource=EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+            ),
+            limit=50,  # the client's default (100) is more than the server accepts
+        )
+        return sorted(page.events, key=lambda e: e.occurred)
+
+    beats = await eventually(
+        lambda: api(server, heartbeats), lambda found: len(found) >= 2, what="two heartbeats"
+    )
+    assert (beats[-1].occurred - beats[0].occurred).total_seconds() >= 29
+
+    async def read(client: _t.Any) -> _t.Any:
+        return await client.read_flow_run(flow_run_id)
+
+    flow_run = await api(server, read)
+    assert flow_run.state.is_completed()
+    assert flow_run.start_time < beats[-1].occurred < flow_run.end_time
+
+
 async def test_a_model_on_a_process_work_pool_runs_through_a_worker(
     server: dict[str, str], tmp_path: Path
 ) -> None:

@@ -298,3 +298,29 @@ async def test_cancelling_a_script_run_from_prefect_stops_it(tmp_path: Path) -> 
     runs = await final_task_runs(process.flow_run_id, 2)
     assert {r.state.type.value for r in runs.values() if r.state} == {"CANCELLED"}
     assert (tmp_path / "m").read_text() == "destroyed"
+
+
+async def test_a_sigterm_stops_the_run_and_every_task_run_ends_cancelled(tmp_path: Path) -> None:
+    # SIGTERM is how Prefect cancels a served or pooled run. Prefect's own handler raises
+    # wherever the program is, inside a component too (a Crashed task run); here it is a stop.
+    import os
+    import signal
+
+    from tests.unit.models.shapes import Forever
+
+    process = LocalProcess(
+        components=[Forever(name="forever", marker=str(tmp_path / "m")), Collector(name="sink")],
+        connectors=connect("forever.n -> sink.x"),
+    )
+    running = asyncio.ensure_future(process.run())
+    while not process.components["sink"].received:
+        await asyncio.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(running, 10)
+    assert process.status is Status.STOPPED
+    assert process.stop_reason == "the run received SIGTERM"
+    assert (tmp_path / "m").read_text() == "destroyed"
+    flow_run = await final_flow_run(process.flow_run_id)
+    assert flow_run.state is not None and flow_run.state.type.value == "CANCELLED"
+    runs = await final_task_runs(process.flow_run_id, 2)
+    assert {r.state.type.value for r in runs.values() if r.state} == {"CANCELLED"}

@@ -1,10 +1,35 @@
-"""Joining or starting Ray keeps the SIGTERM handler Prefect installed for a flow run."""
+"""SIGTERM during a run is a stop (a second one takes the way out that was there before), and
+joining or starting Ray keeps the SIGTERM handler Prefect installed for a flow run."""
 
+import asyncio
+import os
 import signal
 import sys
 import types
 
+from prefect_plugboard.process.cancellation import sigterm_stops
 from prefect_plugboard.process.ray_cluster import _keeping_sigterm_handler
+
+
+async def test_a_sigterm_calls_back_on_the_loop_and_a_second_one_goes_to_the_old_handler() -> None:
+    old_handler_calls: list[int] = []
+
+    def old_handler(signum: int, frame: types.FrameType | None) -> None:
+        old_handler_calls.append(signum)
+
+    stopped = asyncio.Event()
+    original = signal.signal(signal.SIGTERM, old_handler)
+    try:
+        with sigterm_stops(stopped.set):
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.wait_for(stopped.wait(), 5)
+            assert old_handler_calls == []
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(0)  # Python runs the handler between bytecodes of this thread
+            assert old_handler_calls == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is old_handler  # put back after the run
+    finally:
+        signal.signal(signal.SIGTERM, original)
 
 
 def test_the_handler_in_place_before_ray_init_is_kept() -> None:
