@@ -11,6 +11,11 @@ import time
 import typing as _t
 
 
+# No telemetry from a machine without a network: set before any script imports Prefect (its
+# temporary server would otherwise write a telemetry row, and trip on a locked SQLite file).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
 PEER_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "peer"
 
 

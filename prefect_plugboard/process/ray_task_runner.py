@@ -25,14 +25,18 @@ def drain_prefect_services(timeout: float = DRAIN_TIMEOUT) -> None:
     A Ray worker batches a task run's logs and state events in background threads; if the
     cluster shuts down right after the task returns, the last ones are lost (design §4).
     """
-    for service in (APILogWorker, EventsWorker):
-        # Draining is what we asked for: its "still processing items" warnings are noise.
-        service_logger = logging.getLogger(service.__name__)
-        level = service_logger.level
+    # Draining is what we asked for: the services' "still processing items" warnings are
+    # noise. Prefect keeps every service's instances in one registry, so draining either
+    # class drains both: both loggers are quiet for the whole drain.
+    loggers = [logging.getLogger(s.__name__) for s in (APILogWorker, EventsWorker)]
+    levels = [service_logger.level for service_logger in loggers]
+    for service_logger in loggers:
         service_logger.setLevel(logging.ERROR)
-        try:
+    try:
+        for service in (APILogWorker, EventsWorker):
             service.drain_all(timeout=timeout)
-        finally:
+    finally:
+        for service_logger, level in zip(loggers, levels, strict=True):
             service_logger.setLevel(level)
 
 
