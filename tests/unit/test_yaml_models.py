@@ -4,7 +4,6 @@ from collections.abc import Callable
 import json
 from pathlib import Path
 import shutil
-import time
 import typing as _t
 
 import jsonschema
@@ -215,10 +214,8 @@ def test_a_bad_model_is_refused_naming_the_culprit_and_its_place(
 ) -> None:
     path = folder / "model.yaml"
     path.write_text(edit(BASE))
-    started = time.monotonic()
     with pytest.raises(ValidationError) as info:
         build_process(load_model(path))
-    assert time.monotonic() - started < 1.0
     text = str(info.value)
     for fragment in expected:
         assert fragment in text, text
