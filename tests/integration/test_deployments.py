@@ -105,6 +105,12 @@ def run(
     )
 
 
+def watch_deployment(name: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`prefect deployment run run-process/NAME --watch`: returns once the run has ended."""
+    command = ["deployment", "run", f"run-process/{name}", "--watch", "--watch-interval", "1"]
+    return run([str(BIN / "prefect"), *command], env, cwd)
+
+
 def flow_run_id_of(output: str) -> UUID:
     match = re.search(r"UUID: ([0-9a-f-]{36})", output)
     assert match, output
@@ -158,19 +164,7 @@ async def test_a_served_model_runs_with_prefect_deployment_run(
     with serving(
         folder / "model.yaml", "seed-local", server, workdir, "-p", "component.input.arg.iters=3"
     ):
-        result = run(
-            [
-                str(BIN / "prefect"),
-                "deployment",
-                "run",
-                "run-process/seed-local",
-                "--watch",
-                "--watch-interval",
-                "1",
-            ],
-            server,
-            workdir,
-        )
+        result = watch_deployment("seed-local", server, workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Completed" in result.stdout
     with (workdir / "ray.csv").open() as f:  # relative paths: where `serve` was typed
@@ -208,19 +202,7 @@ async def test_a_long_run_keeps_sending_heartbeats_while_its_components_work(
     with serving(
         folder / "model.yaml", "seed-long", env, folder, "-p", f"component.input.arg.iters={iters}"
     ):
-        result = run(
-            [
-                str(BIN / "prefect"),
-                "deployment",
-                "run",
-                "run-process/seed-long",
-                "--watch",
-                "--watch-interval",
-                "1",
-            ],
-            server,
-            folder,
-        )
+        result = watch_deployment("seed-long", server, folder)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Completed" in result.stdout
     with (folder / "ray.csv").open() as f:
@@ -286,19 +268,7 @@ async def test_a_model_on_a_process_work_pool_runs_through_a_worker(
         start_new_session=True,
     )
     try:
-        result = run(
-            [
-                str(BIN / "prefect"),
-                "deployment",
-                "run",
-                "run-process/pooled",
-                "--watch",
-                "--watch-interval",
-                "1",
-            ],
-            server,
-            tmp_path,
-        )
+        result = watch_deployment("pooled", server, tmp_path)
     finally:
         stop(worker, signal.SIGINT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -409,19 +379,7 @@ async def test_the_example_deployments_of_prefect_yaml_deploy_and_run(
         start_new_session=True,
     )
     try:
-        result = run(
-            [
-                str(BIN / "prefect"),
-                "deployment",
-                "run",
-                "run-process/clock-model",
-                "--watch",
-                "--watch-interval",
-                "1",
-            ],
-            server,
-            project,
-        )
+        result = watch_deployment("clock-model", server, project)
     finally:
         stop(worker, signal.SIGINT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -3,7 +3,9 @@
 import asyncio
 import csv
 import hashlib
+import os
 from pathlib import Path
+import signal
 import threading
 import typing as _t
 
@@ -275,37 +277,32 @@ async def test_the_run_shows_its_graph_its_links_and_a_summary() -> None:
     assert parents == {"src": set(), "relay": {"src"}, "sink": {"relay"}}
 
 
-async def test_cancelling_a_script_run_from_prefect_stops_it(tmp_path: Path) -> None:
+async def _cancel_from_prefect(process: LocalProcess) -> None:
     from prefect.states import Cancelling
 
-    from tests.unit.models.shapes import Forever
-
-    process = LocalProcess(
-        components=[Forever(name="forever", marker=str(tmp_path / "m")), Collector(name="sink")],
-        connectors=connect("forever.n -> sink.x"),
-    )
-    running = asyncio.ensure_future(process.run())
-    while not process.components["sink"].received:
-        await asyncio.sleep(0.05)
     assert process.flow_run_id is not None
     async with get_client() as client:
         await client.set_flow_run_state(process.flow_run_id, Cancelling(), force=True)
-    await asyncio.wait_for(running, 10)  # the run notices by itself; nothing signals it
-    assert process.status is Status.STOPPED
-    assert process.stop_reason == "the flow run was cancelled from Prefect"
-    flow_run = await final_flow_run(process.flow_run_id)
-    assert flow_run.state is not None and flow_run.state.type.value == "CANCELLED"
-    runs = await final_task_runs(process.flow_run_id, 2)
-    assert {r.state.type.value for r in runs.values() if r.state} == {"CANCELLED"}
-    assert (tmp_path / "m").read_text() == "destroyed"
+    # The run notices by itself: nothing signals a run started from a script.
 
 
-async def test_a_sigterm_stops_the_run_and_every_task_run_ends_cancelled(tmp_path: Path) -> None:
+async def _send_sigterm(process: LocalProcess) -> None:
     # SIGTERM is how Prefect cancels a served or pooled run. Prefect's own handler raises
     # wherever the program is, inside a component too (a Crashed task run); here it is a stop.
-    import os
-    import signal
+    os.kill(os.getpid(), signal.SIGTERM)
 
+
+@pytest.mark.parametrize(
+    ("cancel", "reason"),
+    [
+        (_cancel_from_prefect, "the flow run was cancelled from Prefect"),
+        (_send_sigterm, "the run received SIGTERM"),
+    ],
+    ids=["from-prefect", "sigterm"],
+)
+async def test_a_cancelled_script_run_stops_and_every_task_run_ends_cancelled(
+    cancel: _t.Callable[[LocalProcess], _t.Awaitable[None]], reason: str, tmp_path: Path
+) -> None:
     from tests.unit.models.shapes import Forever
 
     process = LocalProcess(
@@ -315,10 +312,10 @@ async def test_a_sigterm_stops_the_run_and_every_task_run_ends_cancelled(tmp_pat
     running = asyncio.ensure_future(process.run())
     while not process.components["sink"].received:
         await asyncio.sleep(0.05)
-    os.kill(os.getpid(), signal.SIGTERM)
+    await cancel(process)
     await asyncio.wait_for(running, 10)
     assert process.status is Status.STOPPED
-    assert process.stop_reason == "the run received SIGTERM"
+    assert process.stop_reason == reason
     assert (tmp_path / "m").read_text() == "destroyed"
     flow_run = await final_flow_run(process.flow_run_id)
     assert flow_run.state is not None and flow_run.state.type.value == "CANCELLED"
