@@ -309,7 +309,10 @@ class RayProcess(Process):
                 for name in [n for n in pending if waiting[n].done()]:
                     pending.discard(name)
                     outcome = waiting[name].result()
-                    failure = failure or await self._failure_of(name, outcome, futures, coordinator)
+                    # Every end is looked at (a crashed worker's task run must be ended);
+                    # the first failure is the one the run raises.
+                    this = await self._failure_of(name, outcome, futures, coordinator)
+                    failure = failure or this
                 if pending and deadline is not None and loop.time() >= deadline:
                     await self._kill(futures, pending, stopping.result())
                     pending.clear()

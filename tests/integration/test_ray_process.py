@@ -315,6 +315,27 @@ async def test_a_killed_worker_is_a_crash_not_a_hang(tmp_path: Path) -> None:
     assert not [n for n in live_actors() if n.startswith(f"plugboard-{process.name}")]
 
 
+async def test_when_two_workers_die_together_neither_task_run_is_left_running() -> None:
+    process = RayProcess(
+        components=[
+            ListSource(name="src", items=range(5)),
+            Suicide(name="first"),
+            Suicide(name="second"),
+            Collector(name="sink"),
+        ],
+        connectors=connect("src.x -> first.x", "src.x -> second.x", "first.y -> sink.x"),
+    )
+    with pytest.raises(ComponentCrashedError) as info:
+        async with process:
+            await asyncio.wait_for(process.run(), 60)
+    assert info.value.component in {"first", "second"}
+    runs = await final_task_runs(process.flow_run_id, 4)
+    assert runs[info.value.component].state.type.value == "CRASHED"  # type: ignore[union-attr]
+    other = ({"first", "second"} - {info.value.component}).pop()
+    # The other one died too, or was stopped first: either way its task run has ended.
+    assert runs[other].state.type.value in {"CRASHED", "CANCELLED"}  # type: ignore[union-attr]
+
+
 async def test_a_long_chain_delivers_everything_in_order_across_workers() -> None:
     sink = Collector(name="sink")
     process = RayProcess(
