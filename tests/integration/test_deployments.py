@@ -155,6 +155,23 @@ def serving(model: Path, name: str, env: dict[str, str], cwd: Path, *extra: str)
         stop(process, signal.SIGINT)
 
 
+@contextlib.contextmanager
+def working(pool: str, env: dict[str, str], cwd: Path) -> Iterator[None]:
+    """A `prefect worker start --pool POOL` for the time of the block."""
+    worker = subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", pool],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        stop(worker, signal.SIGINT)
+
+
 async def test_a_served_model_runs_with_prefect_deployment_run(
     server: dict[str, str], tmp_path: Path
 ) -> None:
@@ -259,18 +276,8 @@ async def test_a_model_on_a_process_work_pool_runs_through_a_worker(
     )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert "prefect worker start --pool plugboard-pool" in deployed.stdout
-    worker = subprocess.Popen(
-        [str(BIN / "prefect"), "worker", "start", "--pool", "plugboard-pool"],
-        env=server,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    with working("plugboard-pool", server, tmp_path):
         result = watch_deployment("pooled", server, tmp_path)
-    finally:
-        stop(worker, signal.SIGINT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with (folder / "ray.csv").open() as f:  # the worker runs in the model's folder
         assert len(list(csv.reader(f))) == 3
@@ -370,18 +377,8 @@ async def test_the_example_deployments_of_prefect_yaml_deploy_and_run(
         [str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "clock-model"], server, project
     )
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
-    worker = subprocess.Popen(
-        [str(BIN / "prefect"), "worker", "start", "--pool", "plugboard"],
-        env=server,
-        cwd=project,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    with working("plugboard", server, project):
         result = watch_deployment("clock-model", server, project)
-    finally:
-        stop(worker, signal.SIGINT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with (project / "actions.csv").open() as f:
         assert len(list(csv.reader(f))) == 7
