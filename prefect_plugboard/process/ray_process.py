@@ -8,8 +8,6 @@ import logging
 import typing as _t
 import uuid
 
-import httpx
-from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRunResult
 from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -30,7 +28,12 @@ from prefect_plugboard.process.ray_cluster import (
 from prefect_plugboard.process.ray_coordinator import RunCoordinator
 from prefect_plugboard.process.ray_worker import apply_final_state, apply_progress, run_on_worker
 from prefect_plugboard.process.supervision import ComponentFailure
-from prefect_plugboard.process.tasks import component_tags, component_task, prepare_tag_concurrency
+from prefect_plugboard.process.tasks import (
+    component_tags,
+    component_task,
+    end_task_run,
+    prepare_tag_concurrency,
+)
 from prefect_plugboard.process.wiring import WorkerPlan, plan_wiring
 from prefect_plugboard.schemas.connector import ConnectorSpec
 from prefect_plugboard.schemas.status import Status
@@ -374,27 +377,9 @@ class RayProcess(Process):
             await self._end_task_run(futures[name].task_run_id, name, Cancelled(message=message))
 
     async def _end_task_run(self, task_run_id: uuid.UUID, name: str, state: State) -> None:
-        """Ends the task run of a component whose worker is gone (it cannot say so itself).
-
-        A worker's engine reports its task run through Prefect's event stream, so a worker
-        killed early may never have made it known; it is then created in its final state, so
-        that the run graph still shows every component.
-        """
+        """Ends the task run of a component whose worker is gone (it cannot say so itself)."""
         try:
-            async with get_client() as client:
-                try:
-                    await client.set_task_run_state(task_run_id, state, force=True)
-                except httpx.HTTPStatusError as error:
-                    if error.response.status_code != httpx.codes.NOT_FOUND:
-                        raise
-                    await client.create_task_run(
-                        self._tasks[name],
-                        self.flow_run_id,
-                        dynamic_key=str(task_run_id),
-                        id=task_run_id,
-                        name=name,
-                        state=state,
-                    )
+            await end_task_run(self._tasks[name], self.flow_run_id, task_run_id, state)
         except Exception as exc:  # noqa: BLE001 - best effort; the run's outcome is raised anyway
             _logger.warning("Could not end the task run of %r as %s: %s", name, state.name, exc)
 

@@ -6,10 +6,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 import logging
 import typing as _t
+import uuid
 
+import httpx
 from prefect import Task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
 
 from prefect_plugboard.component.component import Component, RunStats
@@ -21,6 +24,7 @@ __all__ = [
     "PLUGBOARD_TAG",
     "component_tags",
     "component_task",
+    "end_task_run",
     "prepare_tag_concurrency",
     "prime_no_limits_cache",
     "run_with_task_logger",
@@ -119,6 +123,46 @@ def prime_no_limits_cache(tag_sets: Iterable[frozenset[str]], limited: set[str])
             names = frozenset(f"tag:{tag}" for tag in tags)
             if not names & limited:
                 _no_limits_cache[names] = True
+
+
+async def end_task_run(
+    task: Task[..., _t.Any], flow_run_id: uuid.UUID | None, task_run_id: uuid.UUID, state: State
+) -> None:
+    """Ends, from outside, the task run of a component whose worker is gone.
+
+    A worker's task engine reports its task run through Prefect's event stream, and a worker
+    killed early may have sent only some of those events: none (the task run is unknown; it
+    is created here, already in `state`), or its first one only (the task run still carries
+    the provisional name `<task>-<key>` given before the engine renames it). Either way the
+    run graph ends up showing the component under its own name, in `state`. The state is
+    newer than any event the worker sent, so a late event cannot undo it.
+
+    Args:
+        task: The component's task (from `component_task`).
+        flow_run_id: The flow run the task run belongs to.
+        task_run_id: The task run's id.
+        state: Its final state, e.g. `Crashed(...)` or `Cancelled(...)`.
+
+    Raises:
+        httpx.HTTPError: The Prefect API refused or could not be reached.
+    """
+    name = str(task.task_run_name)
+    async with get_client() as client:
+        try:
+            await client.set_task_run_state(task_run_id, state, force=True)
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code != httpx.codes.NOT_FOUND:
+                raise
+            await client.create_task_run(
+                task,
+                flow_run_id,
+                dynamic_key=str(task_run_id),
+                id=task_run_id,
+                name=name,
+                state=state,
+            )
+        else:
+            await client.set_task_run_name(task_run_id, name)
 
 
 async def run_with_task_logger(runner: ComponentRunner) -> RunStats:
