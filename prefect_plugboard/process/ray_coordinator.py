@@ -3,7 +3,9 @@
 Components register the address they receive on and look up the addresses they send to; the
 first failure, or a stop from the driver, is broadcast to every component at once (each waits
 on `wait_stop`, so nobody polls); and each component leaves its final state here for the
-driver to copy back. The driver creates it with no CPU and kills it when the run ends.
+driver to copy back. The driver also learns here which components' code has ended, and which
+one failed first, even if the worker that ran it is killed before Prefect hears of it. The
+driver creates it with no CPU and kills it when the run ends.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class RunCoordinator:
         self._stop_reason = ""
         self._graceful = False
         self._finals: dict[str, dict[str, _t.Any]] = {}
+        self._ended: set[str] = set()
+        self._failure: tuple[str, str] | None = None
         self._progress: dict[str, dict[str, _t.Any]] = {}
         self._version = 0
         self._changed = asyncio.Event()
@@ -65,9 +69,24 @@ class RunCoordinator:
         """The reason of a stop that was asked for, if the run was stopped that way."""
         return self._stop_reason if self._graceful else None
 
-    async def fail(self, component: str) -> None:
-        """Stops the others because `component` failed (its error reaches the driver itself)."""
+    async def fail(self, component: str, error: str) -> None:
+        """Stops the others because `component` failed; the first failure is kept.
+
+        Its code has ended by then. The error itself reaches the driver with the task's
+        result; `error` (its type and message) stands in if that result never comes.
+        """
+        self._ended.add(component)
+        if self._failure is None:
+            self._failure = (component, error)
         await self.stop(f"stopped because component {component!r} failed")
+
+    async def failure(self) -> tuple[str, str] | None:
+        """The first component that failed and its error (`"Type: message"`), if any."""
+        return self._failure
+
+    async def ended(self) -> set[str]:
+        """The components whose own code has ended (what is left is Prefect's reporting)."""
+        return self._ended
 
     async def wait_stop(self) -> str:
         """Returns the stop reason once the run is told to stop."""
@@ -75,7 +94,8 @@ class RunCoordinator:
         return self._stop_reason
 
     async def report_final(self, component: str, state: dict[str, _t.Any]) -> None:
-        """Keeps a component's final state for the driver."""
+        """Keeps a component's final state for the driver; its code has ended."""
+        self._ended.add(component)
         self._finals[component] = state
 
     async def finals(self) -> dict[str, dict[str, _t.Any]]:

@@ -11,7 +11,7 @@ import uuid
 from prefect.client.schemas.objects import State, TaskRunResult
 from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.states import Cancelled, Crashed
+from prefect.states import Cancelled, Crashed, Failed
 
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector
@@ -27,7 +27,7 @@ from prefect_plugboard.process.ray_cluster import (
 )
 from prefect_plugboard.process.ray_coordinator import RunCoordinator
 from prefect_plugboard.process.ray_worker import apply_final_state, apply_progress, run_on_worker
-from prefect_plugboard.process.supervision import ComponentFailure
+from prefect_plugboard.process.supervision import ComponentFailure, ReportedError
 from prefect_plugboard.process.tasks import (
     component_tags,
     component_task,
@@ -47,11 +47,14 @@ if _t.TYPE_CHECKING:
 __all__ = ["RayProcess"]
 
 _logger = logging.getLogger(__name__)
+T = _t.TypeVar("T")
 
 PLACEMENT_TIMEOUT = 30.0
 """Default deadline (s) for placing every component on the cluster at once."""
 STOP_GRACE = 10.0
 """Default time (s) the components of a stopping run may take to end before they are killed."""
+REPORT_GRACE = 15.0
+"""Time (s) a worker whose component has ended may take to report to Prefect before it is killed."""
 
 
 class RayProcess(Process):
@@ -92,7 +95,8 @@ class RayProcess(Process):
         ray_init_kwargs: Extra keyword arguments for `ray.init`.
         placement_timeout: Deadline (s) for placing every component at once.
         stop_grace: How long (s) the components of a stopping run (a failure, a stop, a
-            cancellation) may take to end before their workers are killed.
+            cancellation) may take to end before their workers are killed. A worker whose
+            component has ended gets `REPORT_GRACE` more seconds to report to Prefect.
     """
 
     flow_name_default: _t.ClassVar[str] = "plugboard-ray-process"
@@ -250,7 +254,7 @@ class RayProcess(Process):
             except BaseException:
                 reason = f"process {self.name!r} could not start every component"
                 await coordinator.stop.remote(reason)
-                await self._wind_down(futures, set(futures), reason)
+                await self._let_end(futures, set(futures), coordinator, reason)
                 raise
             following = asyncio.ensure_future(self._follow_progress(coordinator))
             try:
@@ -287,49 +291,48 @@ class RayProcess(Process):
     async def _supervise(self, futures: Mapping[str, _t.Any], coordinator: _t.Any) -> None:
         """Waits for every component; the first failure stops the rest.
 
-        Once the run is stopping (a failure, a stop, a cancellation), components have
-        `stop_grace` seconds to end; the workers of those that do not are killed and their
-        task runs end `Cancelled`.
+        Once the run is stopping (a failure, a stop, a cancellation), the components still
+        running are let end as `_let_end` says. If the worker of the component that failed
+        was killed before it could hand back its error, the error it reported is raised.
         """
+        failures: list[ComponentFailure] = []
+
+        async def look_at(name: str, outcome: _t.Any) -> None:
+            # Every end is looked at (a crashed worker's task run must be ended);
+            # the first failure is the one the run raises.
+            failure = await self._failure_of(name, outcome, futures, coordinator)
+            if failure is not None:
+                failures.append(failure)
+
         waiting = {
-            name: asyncio.ensure_future(_outcome(f.wrapped_future)) for name, f in futures.items()
+            asyncio.ensure_future(_outcome(f.wrapped_future)): name for name, f in futures.items()
         }
-        pending = set(waiting)
-        failure: ComponentFailure | None = None
         stopping = asyncio.ensure_future(_stop_reason(coordinator))
-        loop = asyncio.get_running_loop()
-        deadline: float | None = None
+        killed: set[str] = set()
         try:
-            while pending:
-                timeout = None if deadline is None else max(0.0, deadline - loop.time())
-                await asyncio.wait(
-                    [waiting[name] for name in pending] + [stopping],
-                    timeout=timeout,
-                    return_when=asyncio.FIRST_COMPLETED,
+            while waiting and not stopping.done():
+                done, _ = await asyncio.wait(
+                    [*waiting, stopping], return_when=asyncio.FIRST_COMPLETED
                 )
-                if stopping.done() and deadline is None:
-                    deadline = loop.time() + self.stop_grace
-                for name in [n for n in pending if waiting[n].done()]:
-                    pending.discard(name)
-                    outcome = waiting[name].result()
-                    # Every end is looked at (a crashed worker's task run must be ended);
-                    # the first failure is the one the run raises.
-                    this = await self._failure_of(name, outcome, futures, coordinator)
-                    failure = failure or this
-                if pending and deadline is not None and loop.time() >= deadline:
-                    await self._kill(futures, pending, stopping.result())
-                    pending.clear()
+                for waiter in done - {stopping}:
+                    await look_at(waiting.pop(waiter), waiter.result())
+            if waiting:
+                killed = await self._let_end(
+                    futures, set(waiting.values()), coordinator, stopping.result(), look_at
+                )
         except BaseException:
             reason = f"process {self.name!r} was cancelled"
             await coordinator.stop.remote(reason)
-            await self._wind_down(futures, pending, reason)
+            await self._let_end(futures, set(waiting.values()), coordinator, reason)
             raise
         finally:
             stopping.cancel()
-            for waiter in waiting.values():
+            for waiter in waiting:
                 waiter.cancel()
-        if failure is not None:
-            raise failure.to_error()
+        if not failures and killed:
+            failures.extend(await self._reported_failure(coordinator, killed))
+        if failures:
+            raise failures[0].to_error()
 
     async def _failure_of(
         self, name: str, outcome: _t.Any, futures: Mapping[str, _t.Any], coordinator: _t.Any
@@ -349,32 +352,94 @@ class RayProcess(Process):
             return ComponentFailure(name, kind, error, crashed=outcome.is_crashed())
         return None
 
-    async def _wind_down(
-        self, futures: Mapping[str, _t.Any], running: set[str], reason: str
-    ) -> None:
-        """Gives stopped components `stop_grace` seconds to end, then kills the rest."""
-        waiters = {asyncio.ensure_future(_outcome(futures[n].wrapped_future)): n for n in running}
-        if not waiters:
-            return
-        _, late = await asyncio.wait(waiters, timeout=self.stop_grace)
-        await self._kill(futures, {waiters[w] for w in late}, reason)
+    async def _let_end(
+        self,
+        futures: Mapping[str, _t.Any],
+        names: set[str],
+        coordinator: _t.Any,
+        reason: str,
+        on_end: _t.Callable[[str, _t.Any], _t.Awaitable[None]] | None = None,
+    ) -> set[str]:
+        """Lets the components of a stopping run end; kills the workers of those that do not.
 
-    async def _kill(self, futures: Mapping[str, _t.Any], names: set[str], reason: str) -> None:
-        """Kills the workers of components that did not stop; their task runs end Cancelled."""
+        A component has `stop_grace` seconds to end its own code. Its worker then has
+        `REPORT_GRACE` more seconds to hand the task run's final state to Prefect (on a busy
+        machine that takes a while, and killing it then would lose a failure). A killed
+        worker's task run is ended from here: `Cancelled`, or `Failed` for the component
+        whose failure stopped the run.
+
+        Args:
+            futures: Every component's Prefect future.
+            names: The components still running.
+            coordinator: The run's `RunCoordinator`.
+            reason: Why the run stops, for the task runs' messages.
+            on_end: Called with each component that ends and its outcome.
+
+        Returns:
+            The components whose workers were killed.
+        """
+        waiters = {asyncio.ensure_future(_outcome(futures[n].wrapped_future)): n for n in names}
+        loop = asyncio.get_running_loop()
+        killed: set[str] = set()
+        try:
+            for phase, grace in enumerate((self.stop_grace, REPORT_GRACE)):
+                deadline = loop.time() + grace
+                while waiters:
+                    done, _ = await asyncio.wait(
+                        waiters,
+                        timeout=max(0.0, deadline - loop.time()),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    if not done:
+                        break
+                    for waiter in done:
+                        name = waiters.pop(waiter)
+                        if on_end is not None:
+                            await on_end(name, waiter.result())
+                late = set(waiters.values())
+                if phase == 0:
+                    late -= await _ask(coordinator.ended, set())
+                    why = f"{reason}; it did not stop within {grace:g} s, so its worker was killed"
+                else:
+                    why = (
+                        f"{reason}; it ended, but its worker did not report to Prefect within "
+                        f"{grace:g} s, so it was killed"
+                    )
+                await self._kill(futures, late, coordinator, why)
+                killed |= late
+                waiters = {w: n for w, n in waiters.items() if n not in late}
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return killed
+
+    async def _kill(
+        self, futures: Mapping[str, _t.Any], names: set[str], coordinator: _t.Any, why: str
+    ) -> None:
+        """Kills the workers of `names` and ends their task runs (see `_let_end`)."""
         import ray
 
+        if not names:
+            return
+        failed: tuple[str, str] | None = await _ask(coordinator.failure, None)
         for name in sorted(names):
-            _logger.warning(
-                "Component %r did not stop within %g s (%s); killing its Ray worker",
-                name,
-                self.stop_grace,
-                reason,
-            )
+            _logger.warning("Component %r: %s", name, why)
             ray.cancel(futures[name].wrapped_future, force=True)
-            message = (
-                f"{reason}; it did not stop within {self.stop_grace:g} s, so its worker was killed"
-            )
-            await self._end_task_run(futures[name].task_run_id, name, Cancelled(message=message))
+            if failed is not None and failed[0] == name:
+                state: State = Failed(message=f"{failed[1]} ({why})")
+            else:
+                state = Cancelled(message=why)
+            await self._end_task_run(futures[name].task_run_id, name, state)
+
+    async def _reported_failure(
+        self, coordinator: _t.Any, killed: set[str]
+    ) -> list[ComponentFailure]:
+        """The failure a killed component reported to the coordinator, if it was one of them."""
+        failed: tuple[str, str] | None = await _ask(coordinator.failure, None)
+        if failed is None or failed[0] not in killed:
+            return []
+        name, error = failed
+        return [ComponentFailure(name, type(self.components[name]).__name__, ReportedError(error))]
 
     async def _end_task_run(self, task_run_id: uuid.UUID, name: str, state: State) -> None:
         """Ends the task run of a component whose worker is gone (it cannot say so itself)."""
@@ -401,6 +466,15 @@ async def _outcome(ref: _t.Any) -> _t.Any:
         return await ref
     except Exception as exc:  # noqa: BLE001 - a Ray error means the worker is gone
         return exc
+
+
+async def _ask(method: _t.Any, default: T) -> T:
+    """Calls a coordinator method; `default` if the coordinator is gone (its node died)."""
+    try:
+        return _t.cast(T, await method.remote())
+    except Exception as exc:  # noqa: BLE001 - the run is ending anyway; decide without it
+        _logger.warning("Could not reach the run's coordinator: %s", exc)
+        return default
 
 
 async def _stop_reason(coordinator: _t.Any) -> str:

@@ -62,7 +62,7 @@ async def run_on_worker(
         )
     except BaseException as exc:
         if not isinstance(exc, asyncio.CancelledError):
-            await _tell(coordinator.fail.remote(name))
+            await _tell(coordinator.fail.remote(name, f"{type(exc).__name__}: {exc}"))
         raise
     finally:
         watcher.cancel()

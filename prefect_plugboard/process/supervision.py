@@ -20,11 +20,19 @@ from prefect.states import Cancelled
 from prefect_plugboard.exceptions import ComponentCrashedError, ComponentError
 
 
-__all__ = ["ComponentFailure", "Supervisor"]
+__all__ = ["ComponentFailure", "ReportedError", "Supervisor"]
 
 _WORKER_DEATHS = frozenset(
     {"WorkerCrashedError", "NodeDiedError", "ActorDiedError", "OutOfMemoryError", "ObjectLostError"}
 )
+
+
+class ReportedError(Exception):
+    """A component's error as its worker reported it (`"Type: message"`).
+
+    Stands in for the exception itself when the worker was killed before its task run
+    could hand the exception back.
+    """
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,8 @@ class ComponentFailure:
         if self.crashed:
             died = type(exc).__name__ in _WORKER_DEATHS
             what = "crashed (its worker died)" if died else "could not run on its worker"
-        message = (
-            f"component {self.component!r} ({self.component_type}) {what}: "
-            f"{type(exc).__name__}: {exc}"
-        )
+        detail = str(exc) if isinstance(exc, ReportedError) else f"{type(exc).__name__}: {exc}"
+        message = f"component {self.component!r} ({self.component_type}) {what}: {detail}"
         error_type = ComponentCrashedError if self.crashed else ComponentError
         error = error_type(self.component, self.component_type, message)
         error.__cause__ = exc

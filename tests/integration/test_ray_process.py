@@ -251,7 +251,9 @@ class Stubborn(Forever):
     """A source whose step blocks its worker's event loop: a stop cannot reach it."""
 
     async def step(self) -> None:
-        await super().step()
+        # No await between the note and the block: once `bad` sees the note, a stop can no
+        # longer reach this component.
+        Path(self._marker + ".started").touch()
         time.sleep(3600)
 
 
@@ -280,6 +282,36 @@ async def test_a_component_that_does_not_stop_is_killed_after_the_grace(tmp_path
     assert all(r.state and r.state.is_final() for r in runs.values())
     flow_run = await final_flow_run(process.flow_run_id)
     assert flow_run.state is not None and flow_run.state.is_failed()
+    assert not [n for n in live_actors() if n.startswith(f"plugboard-{process.name}")]
+
+
+async def test_a_failure_is_not_lost_when_the_grace_is_over_before_prefect_hears_of_it(
+    tmp_path: Path,
+) -> None:
+    # With no grace at all, the stop and the kill come at once: the failed component's worker
+    # is still reporting its failure to Prefect. It is let finish; the others are killed.
+    marker = tmp_path / "busy"
+    process = RayProcess(
+        components=[
+            ListSource(name="src", items=range(20)),
+            Raise(name="bad", fail_on_step=3, ready=f"{marker}.started"),
+            Collector(name="sink"),
+            Forever(name="busy", marker=str(marker)),
+            Collector(name="drain"),
+        ],
+        connectors=connect("src.x -> bad.x", "bad.y -> sink.x", "busy.x -> drain.x"),
+        stop_grace=0,
+    )
+    with pytest.raises(ComponentError, match="'bad' .* failed: RuntimeError: raised at") as info:
+        async with process:
+            await asyncio.wait_for(process.run(), 60)
+    assert info.value.component == "bad"
+    assert isinstance(info.value.__cause__, RuntimeError)
+    runs = await final_task_runs(process.flow_run_id, 5)
+    states = {name: run.state.type.value for name, run in runs.items() if run.state}
+    assert states["bad"] == "FAILED"
+    assert states["busy"] == "CANCELLED"
+    assert all(r.state and r.state.is_final() for r in runs.values())
     assert not [n for n in live_actors() if n.startswith(f"plugboard-{process.name}")]
 
 
