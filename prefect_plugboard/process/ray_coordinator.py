@@ -14,6 +14,7 @@ import asyncio
 import typing as _t
 
 from prefect_plugboard.connector.stream import StreamAddress
+from prefect_plugboard.schemas.status import Status
 
 
 __all__ = ["RunCoordinator"]
@@ -29,7 +30,7 @@ class RunCoordinator:
         self._stop_reason = ""
         self._graceful = False
         self._finals: dict[str, dict[str, _t.Any]] = {}
-        self._ended: set[str] = set()
+        self._ended: dict[str, str] = {}
         self._failure: tuple[str, str] | None = None
         self._progress: dict[str, dict[str, _t.Any]] = {}
         self._version = 0
@@ -75,7 +76,7 @@ class RunCoordinator:
         Its code has ended by then. The error itself reaches the driver with the task's
         result; `error` (its type and message) stands in if that result never comes.
         """
-        self._ended.add(component)
+        self._ended[component] = Status.FAILED
         if self._failure is None:
             self._failure = (component, error)
         await self.stop(f"stopped because component {component!r} failed")
@@ -84,9 +85,12 @@ class RunCoordinator:
         """The first component that failed and its error (`"Type: message"`), if any."""
         return self._failure
 
-    async def ended(self) -> set[str]:
-        """The components whose own code has ended (what is left is Prefect's reporting)."""
-        return self._ended
+    async def ended(self) -> dict[str, str]:
+        """The components whose own code has ended, and their status (`failed`, ...).
+
+        What is left for them is their worker's report to Prefect.
+        """
+        return dict(self._ended)
 
     async def wait_stop(self) -> str:
         """Returns the stop reason once the run is told to stop."""
@@ -95,7 +99,7 @@ class RunCoordinator:
 
     async def report_final(self, component: str, state: dict[str, _t.Any]) -> None:
         """Keeps a component's final state for the driver; its code has ended."""
-        self._ended.add(component)
+        self._ended.setdefault(component, state["status"])
         self._finals[component] = state
 
     async def finals(self) -> dict[str, dict[str, _t.Any]]:

@@ -11,7 +11,7 @@ import uuid
 from prefect.client.schemas.objects import State, TaskRunResult
 from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.states import Cancelled, Crashed, Failed
+from prefect.states import Cancelled, Completed, Crashed, Failed
 
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector
@@ -47,7 +47,7 @@ if _t.TYPE_CHECKING:
 __all__ = ["RayProcess"]
 
 _logger = logging.getLogger(__name__)
-T = _t.TypeVar("T")
+_T = _t.TypeVar("_T")
 
 PLACEMENT_TIMEOUT = 30.0
 """Default deadline (s) for placing every component on the cluster at once."""
@@ -55,6 +55,8 @@ STOP_GRACE = 10.0
 """Default time (s) the components of a stopping run may take to end before they are killed."""
 REPORT_GRACE = 15.0
 """Time (s) a worker whose component has ended may take to report to Prefect before it is killed."""
+COORDINATOR_TIMEOUT = 10.0
+"""Deadline (s) for a call to a run's coordinator while the run ends."""
 
 
 class RayProcess(Process):
@@ -253,8 +255,12 @@ class RayProcess(Process):
                         )
             except BaseException:
                 reason = f"process {self.name!r} could not start every component"
-                await coordinator.stop.remote(reason)
-                await self._let_end(futures, set(futures), coordinator, reason)
+                await _ask(coordinator.stop, reason, default=None)
+
+                async def end(name: str, outcome: _t.Any) -> None:
+                    await self._failure_of(name, outcome, futures, coordinator)
+
+                await self._let_end(futures, set(), coordinator, reason, end, self.stop_grace)
                 raise
             following = asyncio.ensure_future(self._follow_progress(coordinator))
             try:
@@ -262,9 +268,9 @@ class RayProcess(Process):
             finally:
                 following.cancel()
                 await asyncio.gather(following, return_exceptions=True)
-            reason = await coordinator.graceful_stop.remote()
-            if reason is not None and self.stop_reason is None:
-                self.stop_reason = reason
+            asked: str | None = await _ask(coordinator.graceful_stop, default=None)
+            if asked is not None and self.stop_reason is None:
+                self.stop_reason = asked
         finally:
             try:
                 finals = await coordinator.finals.remote()
@@ -289,17 +295,17 @@ class RayProcess(Process):
             version = latest
 
     async def _supervise(self, futures: Mapping[str, _t.Any], coordinator: _t.Any) -> None:
-        """Waits for every component; the first failure stops the rest.
+        """Waits for every component; the first failure stops the rest and is raised.
 
         Once the run is stopping (a failure, a stop, a cancellation), the components still
-        running are let end as `_let_end` says. If the worker of the component that failed
-        was killed before it could hand back its error, the error it reported is raised.
+        running are let end as `_let_end` says.
         """
         failures: list[ComponentFailure] = []
+        settled: set[str] = set()  # ended, or killed
 
         async def look_at(name: str, outcome: _t.Any) -> None:
-            # Every end is looked at (a crashed worker's task run must be ended);
-            # the first failure is the one the run raises.
+            # Every end is looked at (a crashed worker's task run must be ended).
+            settled.add(name)
             failure = await self._failure_of(name, outcome, futures, coordinator)
             if failure is not None:
                 failures.append(failure)
@@ -318,21 +324,22 @@ class RayProcess(Process):
                     await look_at(waiting.pop(waiter), waiter.result())
             if waiting:
                 killed = await self._let_end(
-                    futures, set(waiting.values()), coordinator, stopping.result(), look_at
+                    futures, settled, coordinator, stopping.result(), look_at, self.stop_grace
                 )
         except BaseException:
             reason = f"process {self.name!r} was cancelled"
-            await coordinator.stop.remote(reason)
-            await self._let_end(futures, set(waiting.values()), coordinator, reason)
+            await _ask(coordinator.stop, reason, default=None)
+            # Cancelled while already letting components end: they have had their grace.
+            grace = 0.0 if stopping.done() else self.stop_grace
+            await self._let_end(futures, settled, coordinator, reason, look_at, grace)
             raise
         finally:
             stopping.cancel()
             for waiter in waiting:
                 waiter.cancel()
-        if not failures and killed:
-            failures.extend(await self._reported_failure(coordinator, killed))
-        if failures:
-            raise failures[0].to_error()
+        first = await self._first_failure(coordinator, failures, killed)
+        if first is not None:
+            raise first.to_error()
 
     async def _failure_of(
         self, name: str, outcome: _t.Any, futures: Mapping[str, _t.Any], coordinator: _t.Any
@@ -340,50 +347,83 @@ class RayProcess(Process):
         """What a component's end means for the run: a failure (others are told), or not."""
         kind = type(self.components[name]).__name__
         if isinstance(outcome, BaseException):
-            await coordinator.stop.remote(f"stopped because component {name!r} crashed")
+            await _ask(
+                coordinator.stop, f"stopped because component {name!r} crashed", default=None
+            )
             message = f"Component {name!r} stopped running on Ray: {outcome}"
             await self._end_task_run(futures[name].task_run_id, name, Crashed(message=message))
             return ComponentFailure(name, kind, outcome, crashed=True)
         if outcome.is_failed() or outcome.is_crashed():
-            await coordinator.stop.remote(f"stopped because component {name!r} failed")
+            await _ask(coordinator.stop, f"stopped because component {name!r} failed", default=None)
             error = await outcome.aresult(raise_on_failure=False)
             if not isinstance(error, BaseException):
                 error = RuntimeError(outcome.message or "failed")
             return ComponentFailure(name, kind, error, crashed=outcome.is_crashed())
         return None
 
+    async def _first_failure(
+        self, coordinator: _t.Any, seen: list[ComponentFailure], killed: set[str]
+    ) -> ComponentFailure | None:
+        """The failure the run raises.
+
+        A worker that died is the root cause when there is one. Otherwise it is the component
+        the coordinator heard fail first, with its own exception if its task run handed it
+        back, or the error it reported if its worker had to be killed first.
+        """
+        crashes = [f for f in seen if f.crashed]
+        if crashes:
+            return crashes[0]
+        if not seen and not killed:
+            return None
+        reported: tuple[str, str] | None = await _ask(coordinator.failure, default=None)
+        if reported is not None:
+            name, error = reported
+            for failure in seen:
+                if failure.component == name:
+                    return failure
+            if name in killed:
+                kind = type(self.components[name]).__name__
+                return ComponentFailure(name, kind, ReportedError(error))
+        return seen[0] if seen else None
+
     async def _let_end(
         self,
         futures: Mapping[str, _t.Any],
-        names: set[str],
+        settled: set[str],
         coordinator: _t.Any,
         reason: str,
-        on_end: _t.Callable[[str, _t.Any], _t.Awaitable[None]] | None = None,
+        on_end: _t.Callable[[str, _t.Any], _t.Awaitable[None]],
+        grace: float,
     ) -> set[str]:
         """Lets the components of a stopping run end; kills the workers of those that do not.
 
-        A component has `stop_grace` seconds to end its own code. Its worker then has
+        A component has `grace` seconds to end its own code. Its worker then has
         `REPORT_GRACE` more seconds to hand the task run's final state to Prefect (on a busy
         machine that takes a while, and killing it then would lose a failure). A killed
-        worker's task run is ended from here: `Cancelled`, or `Failed` for the component
-        whose failure stopped the run.
+        worker's task run is ended from here, in the state its component ended in (see
+        `_kill`).
 
         Args:
             futures: Every component's Prefect future.
-            names: The components still running.
+            settled: The components already seen to end or killed; updated here.
             coordinator: The run's `RunCoordinator`.
             reason: Why the run stops, for the task runs' messages.
             on_end: Called with each component that ends and its outcome.
+            grace: How long components may take to end their own code.
 
         Returns:
             The components whose workers were killed.
         """
-        waiters = {asyncio.ensure_future(_outcome(futures[n].wrapped_future)): n for n in names}
+        waiters = {
+            asyncio.ensure_future(_outcome(f.wrapped_future)): name
+            for name, f in futures.items()
+            if name not in settled
+        }
         loop = asyncio.get_running_loop()
         killed: set[str] = set()
         try:
-            for phase, grace in enumerate((self.stop_grace, REPORT_GRACE)):
-                deadline = loop.time() + grace
+            for phase, limit in enumerate((grace, REPORT_GRACE)):
+                deadline = loop.time() + limit
                 while waiters:
                     done, _ = await asyncio.wait(
                         waiters,
@@ -393,19 +433,19 @@ class RayProcess(Process):
                     if not done:
                         break
                     for waiter in done:
-                        name = waiters.pop(waiter)
-                        if on_end is not None:
-                            await on_end(name, waiter.result())
+                        await on_end(waiters.pop(waiter), waiter.result())
                 late = set(waiters.values())
+                if not late:
+                    break
                 if phase == 0:
-                    late -= await _ask(coordinator.ended, set())
-                    why = f"{reason}; it did not stop within {grace:g} s, so its worker was killed"
+                    late -= set(await _ask(coordinator.ended, default={}))
+                    why = f"{reason}; it did not stop within {limit:g} s, so its worker was killed"
                 else:
                     why = (
                         f"{reason}; it ended, but its worker did not report to Prefect within "
-                        f"{grace:g} s, so it was killed"
+                        f"{limit:g} s, so it was killed"
                     )
-                await self._kill(futures, late, coordinator, why)
+                await self._kill(futures, late, settled, coordinator, why)
                 killed |= late
                 waiters = {w: n for w, n in waiters.items() if n not in late}
         finally:
@@ -414,32 +454,38 @@ class RayProcess(Process):
         return killed
 
     async def _kill(
-        self, futures: Mapping[str, _t.Any], names: set[str], coordinator: _t.Any, why: str
+        self,
+        futures: Mapping[str, _t.Any],
+        names: set[str],
+        settled: set[str],
+        coordinator: _t.Any,
+        why: str,
     ) -> None:
-        """Kills the workers of `names` and ends their task runs (see `_let_end`)."""
+        """Kills the workers of `names` and ends their task runs.
+
+        A task run ends `Failed` if its component failed, `Completed` if it completed (only
+        its worker's report was late), else `Cancelled`; the message says why it was killed.
+        """
         import ray
 
         if not names:
             return
-        failed: tuple[str, str] | None = await _ask(coordinator.failure, None)
+        ended: dict[str, str] = await _ask(coordinator.ended, default={})
+        reported: tuple[str, str] | None = await _ask(coordinator.failure, default=None)
         for name in sorted(names):
             _logger.warning("Component %r: %s", name, why)
             ray.cancel(futures[name].wrapped_future, force=True)
-            if failed is not None and failed[0] == name:
-                state: State = Failed(message=f"{failed[1]} ({why})")
+            settled.add(name)
+            state: State
+            if ended.get(name) == Status.FAILED:
+                error = reported[1] if reported is not None and reported[0] == name else None
+                state = Failed(message=f"{error} ({why})" if error else why)
+            elif ended.get(name) == Status.COMPLETED:
+                state = Completed(message=why)
             else:
                 state = Cancelled(message=why)
-            await self._end_task_run(futures[name].task_run_id, name, state)
-
-    async def _reported_failure(
-        self, coordinator: _t.Any, killed: set[str]
-    ) -> list[ComponentFailure]:
-        """The failure a killed component reported to the coordinator, if it was one of them."""
-        failed: tuple[str, str] | None = await _ask(coordinator.failure, None)
-        if failed is None or failed[0] not in killed:
-            return []
-        name, error = failed
-        return [ComponentFailure(name, type(self.components[name]).__name__, ReportedError(error))]
+            # Shielded: a cancellation arriving now must not leave the task run Running.
+            await asyncio.shield(self._end_task_run(futures[name].task_run_id, name, state))
 
     async def _end_task_run(self, task_run_id: uuid.UUID, name: str, state: State) -> None:
         """Ends the task run of a component whose worker is gone (it cannot say so itself)."""
@@ -468,18 +514,21 @@ async def _outcome(ref: _t.Any) -> _t.Any:
         return exc
 
 
-async def _ask(method: _t.Any, default: T) -> T:
+async def _ask(method: _t.Any, *args: _t.Any, default: _T) -> _T:
     """Calls a coordinator method; `default` if the coordinator is gone (its node died)."""
     try:
-        return _t.cast(T, await method.remote())
+        return _t.cast(_T, await asyncio.wait_for(method.remote(*args), COORDINATOR_TIMEOUT))
     except Exception as exc:  # noqa: BLE001 - the run is ending anyway; decide without it
-        _logger.warning("Could not reach the run's coordinator: %s", exc)
+        _logger.warning("Could not reach the run's coordinator: %r", exc)
         return default
 
 
 async def _stop_reason(coordinator: _t.Any) -> str:
     """Returns why the run stops, once it does (a failure, a stop, a cancellation)."""
-    return _t.cast(str, await coordinator.wait_stop.remote())
+    try:
+        return _t.cast(str, await coordinator.wait_stop.remote())
+    except Exception as exc:  # noqa: BLE001 - without a coordinator the run cannot go on
+        return f"the run's coordinator is gone ({type(exc).__name__})"
 
 
 async def _reserve(components: list[Component], timeout: float) -> _t.Any:

@@ -215,7 +215,10 @@ class PrefectSection(_Spec):
     stop_grace: float | None = Field(
         default=None,
         ge=0,
-        description="Seconds a stopping RayProcess's components get before they are killed.",
+        description=(
+            "Seconds a stopping RayProcess's components get to end before their workers are "
+            "killed (a worker whose component has ended gets 15 s more to report to Prefect)."
+        ),
     )
 
 

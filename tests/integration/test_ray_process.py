@@ -27,6 +27,8 @@ from prefect_plugboard import (
     Status,
     ValidationError,
 )
+from prefect_plugboard.process import ray_process
+from prefect_plugboard.process.supervision import ReportedError
 from prefect_plugboard.testing import Collector, FailingComponent, ListSource, PassThrough
 from tests.integration.test_seed import load_seed
 from tests.prefect_api import final_flow_run, final_task_runs, wait_for_log
@@ -306,12 +308,54 @@ async def test_a_failure_is_not_lost_when_the_grace_is_over_before_prefect_hears
         async with process:
             await asyncio.wait_for(process.run(), 60)
     assert info.value.component == "bad"
-    assert isinstance(info.value.__cause__, RuntimeError)
+    # Its own exception, or (on a machine so busy that it took REPORT_GRACE) what it reported.
+    assert isinstance(info.value.__cause__, RuntimeError | ReportedError)
     runs = await final_task_runs(process.flow_run_id, 5)
     states = {name: run.state.type.value for name, run in runs.items() if run.state}
     assert states["bad"] == "FAILED"
     assert states["busy"] == "CANCELLED"
     assert all(r.state and r.state.is_final() for r in runs.values())
+    assert not [n for n in live_actors() if n.startswith(f"plugboard-{process.name}")]
+
+
+class SlowToSend(RuntimeError):
+    """An error its worker takes a minute to send back, as if swamped."""
+
+    def __reduce__(self) -> str | tuple[_t.Any, ...]:
+        time.sleep(60)
+        return super().__reduce__()
+
+
+class FailsSlowToReport(PassThrough):
+    """Fails on its first step with an error its worker cannot send back in time."""
+
+    async def step(self) -> None:
+        raise SlowToSend(f"{self.name} failed")
+
+
+async def test_a_failed_component_whose_worker_never_reports_still_fails_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ray_process, "REPORT_GRACE", 1.0)
+    process = RayProcess(
+        components=[
+            ListSource(name="src", items=range(3)),
+            FailsSlowToReport(name="bad"),
+            Collector(name="sink"),
+        ],
+        connectors=connect("src.x -> bad.x", "bad.y -> sink.x"),
+        stop_grace=1,
+    )
+    with pytest.raises(ComponentError) as info:
+        async with process:
+            await asyncio.wait_for(process.run(), 60)
+    assert str(info.value) == "component 'bad' (FailsSlowToReport) failed: SlowToSend: bad failed"
+    assert isinstance(info.value.__cause__, ReportedError)
+    runs = await final_task_runs(process.flow_run_id, 3)
+    bad = runs["bad"].state
+    assert bad is not None and bad.type.value == "FAILED"
+    assert (bad.message or "").startswith("SlowToSend: bad failed (")
+    assert "did not report to Prefect within 1 s" in (bad.message or "")
     assert not [n for n in live_actors() if n.startswith(f"plugboard-{process.name}")]
 
 

@@ -14,7 +14,7 @@ async def test_a_failure_stops_the_run_and_marks_the_component_ended() -> None:
     assert await asyncio.wait_for(coordinator.wait_stop(), 1) == (
         "stopped because component 'bad' failed"
     )
-    assert await coordinator.ended() == {"bad"}
+    assert await coordinator.ended() == {"bad": "failed"}
     assert await coordinator.failure() == ("bad", "ValueError: boom")
     assert await coordinator.graceful_stop() is None
 
@@ -23,10 +23,11 @@ async def test_the_first_failure_is_kept_and_every_reported_end_counts() -> None
     coordinator = RunCoordinator()
     await coordinator.fail("first", "ValueError: one")
     await coordinator.fail("second", "KeyError: two")
+    await coordinator.report_final("second", {"status": "failed"})
     await coordinator.report_final("sink", {"status": "stopped"})
 
     assert await coordinator.failure() == ("first", "ValueError: one")
-    assert await coordinator.ended() == {"first", "second", "sink"}
+    assert await coordinator.ended() == {"first": "failed", "second": "failed", "sink": "stopped"}
     assert await coordinator.wait_stop() == "stopped because component 'first' failed"
 
 
@@ -35,5 +36,5 @@ async def test_a_run_stopped_on_request_has_no_failure() -> None:
     await coordinator.stop("stopped by a StopEvent", graceful=True)
 
     assert await coordinator.failure() is None
-    assert await coordinator.ended() == set()
+    assert await coordinator.ended() == {}
     assert await coordinator.graceful_stop() == "stopped by a StopEvent"
