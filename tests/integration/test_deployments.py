@@ -133,16 +133,29 @@ def model_folder(tmp_path: Path, model: Path, *modules: Path) -> Path:
 
 
 @contextlib.contextmanager
-def serving(model: Path, name: str, env: dict[str, str], cwd: Path, *extra: str) -> Iterator[None]:
+def background(
+    argv: list[str], env: dict[str, str], cwd: Path, *, capture: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Runs `argv` in a session of its own for the time of the block, then stops it."""
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
     process = subprocess.Popen(
-        [str(BIN / "prefect-plugboard"), "serve", str(model), "--name", name, *extra],
+        argv,
         env=env,
         cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stdout=output,
+        stderr=subprocess.STDOUT if capture else subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
+        yield process
+    finally:
+        stop(process, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def serving(model: Path, name: str, env: dict[str, str], cwd: Path, *extra: str) -> Iterator[None]:
+    argv = [str(BIN / "prefect-plugboard"), "serve", str(model), "--name", name, *extra]
+    with background(argv, env, cwd, capture=True) as process:
         deadline = time.monotonic() + 60
         while run(
             [str(BIN / "prefect"), "deployment", "inspect", f"run-process/{name}"], env, cwd
@@ -151,25 +164,13 @@ def serving(model: Path, name: str, env: dict[str, str], cwd: Path, *extra: str)
             assert time.monotonic() < deadline, "the deployment never appeared"
             time.sleep(0.5)
         yield
-    finally:
-        stop(process, signal.SIGINT)
 
 
 @contextlib.contextmanager
 def working(pool: str, env: dict[str, str], cwd: Path) -> Iterator[None]:
     """A `prefect worker start --pool POOL` for the time of the block."""
-    worker = subprocess.Popen(
-        [str(BIN / "prefect"), "worker", "start", "--pool", pool],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    with background([str(BIN / "prefect"), "worker", "start", "--pool", pool], env, cwd):
         yield
-    finally:
-        stop(worker, signal.SIGINT)
 
 
 async def test_a_served_model_runs_with_prefect_deployment_run(

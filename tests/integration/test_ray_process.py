@@ -196,29 +196,35 @@ class Forever(Component):
 
     def __init__(self, marker: str, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
         super().__init__(**kwargs)
-        self._marker = marker
+        self.marker = marker
 
     async def step(self) -> None:
-        Path(self._marker + ".started").touch()
+        Path(self.marker + ".started").touch()
         self.x = 1
         await asyncio.sleep(0.01)
 
     async def destroy(self) -> None:
-        Path(self._marker).write_text("destroyed")
+        Path(self.marker).write_text("destroyed")
+
+
+def fails_beside(busy: Forever, **options: _t.Any) -> RayProcess:
+    """`src -> bad -> sink`, `bad` failing on its third step once `busy` (`-> drain`) runs."""
+    return RayProcess(
+        components=[
+            ListSource(name="src", items=range(20)),
+            Raise(name="bad", fail_on_step=3, ready=f"{busy.marker}.started"),
+            Collector(name="sink"),
+            busy,
+            Collector(name="drain"),
+        ],
+        connectors=connect("src.x -> bad.x", "bad.y -> sink.x", f"{busy.name}.x -> drain.x"),
+        **options,
+    )
 
 
 async def test_a_failure_on_ray_stops_the_run_within_two_seconds(tmp_path: Path) -> None:
     marker = tmp_path / "destroyed"
-    process = RayProcess(
-        components=[
-            ListSource(name="src", items=range(20)),
-            Raise(name="bad", fail_on_step=3, ready=f"{marker}.started"),
-            Collector(name="sink"),
-            Forever(name="busy", marker=str(marker)),
-            Collector(name="drain"),
-        ],
-        connectors=connect("src.x -> bad.x", "bad.y -> sink.x", "busy.x -> drain.x"),
-    )
+    process = fails_beside(Forever(name="busy", marker=str(marker)))
     with pytest.raises(ComponentError) as info:
         async with process:
             await process.run()
@@ -255,23 +261,13 @@ class Stubborn(Forever):
     async def step(self) -> None:
         # No await between the note and the block: once `bad` sees the note, a stop can no
         # longer reach this component.
-        Path(self._marker + ".started").touch()
+        Path(self.marker + ".started").touch()
         time.sleep(3600)
 
 
 async def test_a_component_that_does_not_stop_is_killed_after_the_grace(tmp_path: Path) -> None:
     marker = tmp_path / "stubborn"
-    process = RayProcess(
-        components=[
-            ListSource(name="src", items=range(20)),
-            Raise(name="bad", fail_on_step=3, ready=f"{marker}.started"),
-            Collector(name="sink"),
-            Stubborn(name="stuck", marker=str(marker)),
-            Collector(name="drain"),
-        ],
-        connectors=connect("src.x -> bad.x", "bad.y -> sink.x", "stuck.x -> drain.x"),
-        stop_grace=1,
-    )
+    process = fails_beside(Stubborn(name="stuck", marker=str(marker)), stop_grace=1)
     with pytest.raises(ComponentError) as info:
         async with process:
             await asyncio.wait_for(process.run(), 60)
@@ -293,17 +289,7 @@ async def test_a_failure_is_not_lost_when_the_grace_is_over_before_prefect_hears
     # With no grace at all, the stop and the kill come at once: the failed component's worker
     # is still reporting its failure to Prefect. It is let finish; the others are killed.
     marker = tmp_path / "busy"
-    process = RayProcess(
-        components=[
-            ListSource(name="src", items=range(20)),
-            Raise(name="bad", fail_on_step=3, ready=f"{marker}.started"),
-            Collector(name="sink"),
-            Forever(name="busy", marker=str(marker)),
-            Collector(name="drain"),
-        ],
-        connectors=connect("src.x -> bad.x", "bad.y -> sink.x", "busy.x -> drain.x"),
-        stop_grace=0,
-    )
+    process = fails_beside(Forever(name="busy", marker=str(marker)), stop_grace=0)
     with pytest.raises(ComponentError, match="'bad' .* failed: RuntimeError: raised at") as info:
         async with process:
             await asyncio.wait_for(process.run(), 60)
