@@ -421,6 +421,7 @@ class RayProcess(Process):
         }
         loop = asyncio.get_running_loop()
         killed: set[str] = set()
+        ended: dict[str, str] = {}  # asked once the grace is over; the second phase reuses it
         try:
             for phase, limit in enumerate((grace, REPORT_GRACE)):
                 deadline = loop.time() + limit
@@ -438,14 +439,15 @@ class RayProcess(Process):
                 if not late:
                     break
                 if phase == 0:
-                    late -= set(await _ask(coordinator.ended, default={}))
+                    ended = await _ask(coordinator.ended, default={})
+                    late -= set(ended)
                     why = f"{reason}; it did not stop within {limit:g} s, so its worker was killed"
                 else:
                     why = (
                         f"{reason}; it ended, but its worker did not report to Prefect within "
                         f"{limit:g} s, so it was killed"
                     )
-                await self._kill(futures, late, settled, coordinator, why)
+                await self._kill(futures, late, settled, coordinator, ended, why)
                 killed |= late
                 waiters = {w: n for w, n in waiters.items() if n not in late}
         finally:
@@ -459,19 +461,20 @@ class RayProcess(Process):
         names: set[str],
         settled: set[str],
         coordinator: _t.Any,
+        ended: Mapping[str, str],
         why: str,
     ) -> None:
         """Kills the workers of `names` and ends their task runs.
 
         A task run ends `Failed` if its component failed, `Completed` if it completed (only
         its worker's report was late), else `Cancelled`; the message says why it was killed.
+        `ended` is the coordinator's `ended()`.
         """
         import ray
 
-        if not names:
-            return
-        ended: dict[str, str] = await _ask(coordinator.ended, default={})
-        reported: tuple[str, str] | None = await _ask(coordinator.failure, default=None)
+        reported: tuple[str, str] | None = None
+        if any(ended.get(name) == Status.FAILED for name in names):
+            reported = await _ask(coordinator.failure, default=None)
         for name in sorted(names):
             _logger.warning("Component %r: %s", name, why)
             ray.cancel(futures[name].wrapped_future, force=True)
