@@ -82,11 +82,22 @@ class PeakRSS:
         self._thread.join()
 
 
-def run_peer(python: str, script: str, *args: str, timeout: float = 900) -> dict[str, _t.Any]:
-    """Runs one of the peer's benchmark scripts and returns its `RESULT` line as a dict."""
+def run_peer(
+    python: str, script: str | Path, *args: str, timeout: float = 900
+) -> dict[str, _t.Any]:
+    """Runs a benchmark script with the peer's python; returns its `RESULT` line as a dict.
+
+    Args:
+        python: The peer venv's python.
+        script: A script of the peer's own benchmarks (a name in `PEER_DIR`), or the path of
+            one written here with plugboard's API (`bench/peer/`).
+        *args: Its arguments.
+        timeout: Seconds before giving up.
+    """
     started = time.perf_counter()
+    path = script if isinstance(script, Path) else PEER_DIR / script
     proc = subprocess.run(
-        [python, str(PEER_DIR / script), *args],
+        [python, str(path), *args],
         capture_output=True,
         text=True,
         timeout=timeout,

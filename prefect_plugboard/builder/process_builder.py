@@ -395,7 +395,7 @@ def _resolve(path: str, base: type, kind: str, location: Location, report: Repor
 
 
 def _is_ray(process_cls: type) -> bool:
-    from prefect_plugboard.process.ray_process import RayProcess
+    from prefect_plugboard.process.ray.process import RayProcess
 
     return issubclass(process_cls, RayProcess)
 

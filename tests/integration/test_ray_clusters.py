@@ -127,6 +127,19 @@ def test_joins_a_cluster_started_elsewhere_and_ships_user_modules(
     assert result["received"] == [2, 4, 6]
     assert result["cluster_cpus"] == 2.0  # the cluster started by `ray start`, not a new one
     assert result["disconnected_after"]
+    assert result["worker_prefect_modules"] == []  # a fresh worker: nothing of Prefect ran there
+
+
+def test_a_ray_it_starts_itself_gets_no_prefect_setting_and_its_workers_run_no_prefect(
+    user_dir: Path, prefect_api: str
+) -> None:
+    env = base_env(prefect_api)
+    env["PREFECT_API_KEY"] = "a-secret-the-workers-must-not-get"
+    result = run_script("by_address.py", "local", cwd=user_dir, env=env)
+    assert result["received"] == [2, 4, 6]
+    assert result["disconnected_after"]  # the Ray it started, it stopped
+    assert result["worker_prefect_modules"] == []
+    assert result["worker_prefect_settings"] == []
 
 
 def test_a_cluster_that_refuses_the_connection_says_what_to_do(
