@@ -619,6 +619,7 @@ def _instantiate(
         ("ray_init_kwargs", prefect.ray_init_kwargs or None),
         ("placement_timeout", prefect.placement_timeout),
         ("stop_grace", prefect.stop_grace),
+        ("worker_sharing", prefect.worker_sharing),
     ):
         if value is not None and key in accepted:
             kwargs[key] = value

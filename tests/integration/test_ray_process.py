@@ -27,6 +27,7 @@ from prefect_plugboard import (
     Status,
     ValidationError,
 )
+from prefect_plugboard.process.ray.placement import WorkerSharing
 from prefect_plugboard.process.supervision import ReportedError
 from prefect_plugboard.testing import Collector, FailingComponent, ListSource, PassThrough
 from tests import helpers
@@ -161,9 +162,9 @@ class GPUWhere(Where):
     resources = Resource(cpu="500m", gpu=1)
 
 
-@pytest.mark.parametrize("share_workers", [True, False])
+@pytest.mark.parametrize("sharing", ["small", "none", "all"])
 async def test_each_worker_is_assigned_exactly_what_its_components_declared(
-    share_workers: bool,
+    sharing: WorkerSharing,
 ) -> None:
     components = [
         ListSource(name="src", items=[1, 2]),
@@ -182,26 +183,31 @@ async def test_each_worker_is_assigned_exactly_what_its_components_declared(
             "gpu.y -> custom.x",
             "custom.y -> sink.x",
         ),
-        share_workers=share_workers,
+        worker_sharing=sharing,
     )
     async with process:
         hosts = [host.components for host in process.hosts]
         await process.run()
     assigned = {n: process.components[n].assigned for n in ("default", "override", "gpu", "custom")}
-    # Components asking for less than a CPU share a worker, which gets what they ask together.
-    shared = {"src", "default", "sink"}
-    assert assigned == {
-        "default": {"CPU": 0.003} if share_workers else {"CPU": 0.001},
+    own = {
+        "default": {"CPU": 0.001},
         "override": {"CPU": 1.0, "memory": 536870912.0},
         "gpu": {"CPU": 0.5, "GPU": 1.0},
         "custom": {"CPU": 0.25, "custom_hardware": 2.0},
     }
-    if share_workers:
+    everyone = {"CPU": 1.753, "GPU": 1.0, "memory": 536870912.0, "custom_hardware": 2.0}
+    if sharing == "small":
+        # Components asking for less than a CPU share a worker, which gets their sum.
+        assert assigned == {**own, "default": {"CPU": 0.003}}
         assert sorted(hosts) == sorted(
             [("src", "default", "sink"), ("override",), ("gpu",), ("custom",)]
         )
+    elif sharing == "none":
+        assert assigned == own
+        assert len(hosts) == 6
     else:
-        assert sorted(hosts) == sorted((name,) for name in [*shared, "override", "gpu", "custom"])
+        assert assigned == dict.fromkeys(own, everyone)
+        assert len(hosts) == 1
     assert process.components["sink"].received == [1, 2]  # exports came back from the worker
 
 
@@ -423,7 +429,7 @@ async def test_a_killed_worker_is_a_crash_not_a_hang(tmp_path: Path) -> None:
             Collector(name="drain"),
         ],
         connectors=connect("src.x -> victim.x", "victim.y -> sink.x", "busy.x -> drain.x"),
-        share_workers=False,
+        worker_sharing="none",
     )
     with pytest.raises(ComponentCrashedError, match="'victim' .* crashed") as info:
         async with process:
@@ -446,7 +452,7 @@ async def test_when_two_workers_die_together_neither_task_run_is_left_running() 
             Collector(name="sink"),
         ],
         connectors=connect("src.x -> first.x", "src.x -> second.x", "first.y -> sink.x"),
-        share_workers=False,
+        worker_sharing="none",
     )
     with pytest.raises(ComponentCrashedError) as info:
         async with process:

@@ -7,19 +7,25 @@ a worker process, up to one CPU's worth per process; each of them still runs in 
 thread, so components that block (`time.sleep`, I/O, NumPy) overlap as on separate workers,
 while pure-Python computation takes turns on the interpreter lock. A component that asks for
 a CPU or more, a GPU or a custom resource gets a worker of its own, placed and assigned
-exactly what it asked for.
+exactly what it asked for. That is `"small"` sharing, the default; `"none"` gives every
+component a worker of its own, `"all"` puts every component in one worker (which asks for what
+they ask together), as a `LocalProcess` would run them, but on the cluster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+import typing as _t
 
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.schemas.resource import Resource
 
 
-__all__ = ["SHARED_CPU_LIMIT", "HostPlan", "plan_hosts", "total"]
+__all__ = ["SHARED_CPU_LIMIT", "HostPlan", "WorkerSharing", "plan_hosts", "total"]
+
+WorkerSharing = _t.Literal["small", "none", "all"]
+"""How components share worker processes: see the module's docstring."""
 
 SHARED_CPU_LIMIT = 1.0
 """The most CPU that the components sharing one worker process ask for together."""
@@ -57,17 +63,21 @@ def _shareable(resources: Resource) -> bool:
     return resources.cpu < SHARED_CPU_LIMIT and not resources.gpu and not resources.resources
 
 
-def plan_hosts(components: Sequence[Component], *, share: bool = True) -> list[HostPlan]:
+def plan_hosts(components: Sequence[Component], sharing: WorkerSharing = "small") -> list[HostPlan]:
     """Groups components into worker processes, keeping their order.
 
     Args:
         components: The components, upstream first (neighbours then share a process).
-        share: Whether small components may share a process; `False` gives every
-            component a process of its own.
+        sharing: `"small"`, `"none"` or `"all"` (see the module's docstring).
 
     Returns:
         One plan per worker process.
     """
+    if sharing == "all":
+        return [
+            HostPlan(tuple(c.name for c in components), total([c.resources for c in components]))
+        ]
+    share = sharing == "small"
     hosts: list[HostPlan] = []
     group: list[Component] = []
     group_cpu = 0.0

@@ -29,7 +29,7 @@ from prefect_plugboard.process.ray.cluster import (
     reserve,
 )
 from prefect_plugboard.process.ray.coordinator import shared_coordinator
-from prefect_plugboard.process.ray.placement import HostPlan, plan_hosts
+from prefect_plugboard.process.ray.placement import HostPlan, WorkerSharing, plan_hosts
 from prefect_plugboard.process.ray.run import ComponentEnd, RayRun
 from prefect_plugboard.process.supervision import ReportedError
 from prefect_plugboard.process.tasks import (
@@ -69,7 +69,7 @@ class RayProcess(Process):
     rest at once.
 
     Components that ask for less than a whole CPU (and no GPU or custom resource) share a
-    worker process, each in a thread of its own (see `share_workers`).
+    worker process, each in a thread of its own (see `worker_sharing`).
 
     `init()` (or `async with`) starts Ray if needed, places the components, starts their
     workers and runs every component's `init()`; `run()` then starts stepping at once.
@@ -102,10 +102,12 @@ class RayProcess(Process):
         placement_timeout: Deadline (s) for placing every component at once.
         stop_grace: How long (s) the components of a stopping run (a failure, a stop, a
             cancellation) may take to end before their workers are killed.
-        share_workers: Whether components asking for less than a CPU (and no GPU or custom
-            resource) share worker processes, up to one CPU's worth each: they start in a
-            fraction of the time, blocking calls still overlap, pure-Python computation
-            takes turns. `False` gives every component a worker process of its own.
+        worker_sharing: How components share worker processes. `"small"` (the default):
+            components asking for less than a CPU (and no GPU or custom resource) share,
+            up to one CPU's worth per process, each in a thread of its own; they start in a
+            fraction of the time, blocking calls still overlap, pure-Python computation takes
+            turns. `"none"`: every component gets a worker process of its own. `"all"`: every
+            component runs in one worker process, which asks for what they ask together.
     """
 
     flow_name_default: _t.ClassVar[str] = "plugboard-ray-process"
@@ -123,7 +125,7 @@ class RayProcess(Process):
         ray_init_kwargs: Mapping[str, _t.Any] | None = None,
         placement_timeout: float = PLACEMENT_TIMEOUT,
         stop_grace: float = STOP_GRACE,
-        share_workers: bool = True,
+        worker_sharing: WorkerSharing = "small",
     ) -> None:
         super().__init__(
             components,
@@ -136,7 +138,13 @@ class RayProcess(Process):
         self.ray_init_kwargs = dict(ray_init_kwargs or {})
         self.placement_timeout = placement_timeout
         self.stop_grace = stop_grace
-        self.share_workers = share_workers
+        if worker_sharing not in _t.get_args(WorkerSharing):
+            msg = (
+                f"worker_sharing of process {self.name!r} must be one of "
+                f"{', '.join(_t.get_args(WorkerSharing))}, got {worker_sharing!r}"
+            )
+            raise ValueError(msg)
+        self.worker_sharing: WorkerSharing = worker_sharing
         self._ray = RayConnection(ray_address, ray_init_kwargs)
         self._run: RayRun | None = None
 
@@ -162,7 +170,7 @@ class RayProcess(Process):
             order = Links(self.components, self.connectors.values()).upstream_first()
             components = [self.components[name] for name in order]
             check_resources(components)
-            hosts = plan_hosts(components, share=self.share_workers)
+            hosts = plan_hosts(components, self.worker_sharing)
             pickle_user_modules(components)
             group = await _reserve(
                 [h.resources.to_bundle() for h in hosts], len(components), self.placement_timeout
