@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 import contextlib
-from importlib.metadata import packages_distributions
+import importlib.machinery
 import logging
 import os
 import signal
+import site
 import socket
 import sys
 import threading
+import types
 import typing as _t
 
 from prefect_plugboard.component.component import Component
@@ -158,15 +160,38 @@ def pickle_user_modules(components: Sequence[Component]) -> None:
     """
     from ray import cloudpickle
 
-    installed = packages_distributions()
     for component in components:
         module_name = type(component).__module__
         top = module_name.split(".")[0]
-        if module_name == "__main__" or top in installed or top in sys.stdlib_module_names:
-            continue
         module = sys.modules.get(top)
-        if module is not None:
-            cloudpickle.register_pickle_by_value(module)
+        if module_name == "__main__" or module is None or _installed(module):
+            continue
+        cloudpickle.register_pickle_by_value(module)
+
+
+def _installed(module: types.ModuleType) -> bool:
+    """Whether a worker started from this Python finds `module` by itself.
+
+    That is a module of the standard library, one in a site-packages folder, or one an
+    editable install's import hook provides; not one found through a folder added to
+    `sys.path` at run time (the script's, the YAML file's, the working directory).
+    """
+    name = module.__name__
+    if name in sys.stdlib_module_names:
+        return True
+    origin = getattr(module, "__file__", None)
+    if origin is not None:
+        folder = os.path.realpath(os.path.dirname(origin))
+        sites = [*site.getsitepackages(), site.getusersitepackages()]
+        if any(folder.startswith(os.path.realpath(s) + os.sep) for s in sites):
+            return True
+    for finder in sys.meta_path:
+        if finder is importlib.machinery.PathFinder or not hasattr(finder, "find_spec"):
+            continue
+        with contextlib.suppress(Exception):
+            if finder.find_spec(name, None) is not None:
+                return True
+    return False
 
 
 def _describe(bundle: Mapping[str, float]) -> str:

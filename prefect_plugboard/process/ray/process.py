@@ -167,6 +167,7 @@ class RayProcess(Process):
     async def _prepare(self) -> None:
         self._ray.ensure()
         try:
+            coordinator = shared_coordinator()  # made first: it starts while the rest happens
             order = Links(self.components, self.connectors.values()).upstream_first()
             components = [self.components[name] for name in order]
             check_resources(components)
@@ -180,7 +181,7 @@ class RayProcess(Process):
                 components=self.components,
                 hosts=hosts,
                 plans=plan_wiring(self.components, self.connectors.values()),
-                coordinator=shared_coordinator(),
+                coordinator=coordinator,
                 group=group,
                 stop_grace=self.stop_grace,
                 log_level=logging.getLogger("prefect.task_runs").getEffectiveLevel(),
