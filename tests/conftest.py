@@ -51,6 +51,14 @@ def ray_cluster() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def ray_address(ray_cluster: None) -> str:
+    """The address of the session's Ray cluster, for scripts that join it."""
+    import ray
+
+    return str(ray.get_runtime_context().gcs_address)
+
+
+@pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
     """A Prefect API (temporary database, its own server) shared by the session; its URL."""
     with prefect_test_harness(server_startup_timeout=60):
