@@ -13,7 +13,6 @@ from pathlib import Path
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 import pytest
 
+from tests.helpers import free_port
 from tests.prefect_api import eventually
 
 
@@ -34,12 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SEED = ROOT / "examples" / "running_in_parallel"
 MODELS = ROOT / "tests" / "unit" / "models"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stop(process: subprocess.Popen[bytes], first: int = signal.SIGTERM, grace: float = 20) -> None:

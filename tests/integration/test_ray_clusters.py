@@ -20,17 +20,13 @@ import typing as _t
 
 import pytest
 
+from tests.helpers import free_port
+
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 SCRIPTS = Path(__file__).parent / "scripts"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_script(script: str, *args: str, cwd: Path, env: dict[str, str]) -> dict[str, _t.Any]:
@@ -57,9 +53,10 @@ def base_env(prefect_api: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def ray_head(tmp_path: Path) -> Iterator[str]:
-    """A `ray start --head --block` cluster on free loopback ports; stopped by its PID."""
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[str]:
+    """A `ray start --head --block` cluster on free loopback ports, shared by this module's
+    tests (none of them changes it); stopped by its PID."""
     ray = shutil.which("ray", path=str(Path(sys.executable).parent))
     assert ray is not None
     port = free_port()
@@ -98,7 +95,7 @@ def ray_head(tmp_path: Path) -> Iterator[str]:
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # the group holds everything `ray start` started
         try:
-            head.wait(timeout=15)
+            head.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
         with contextlib.suppress(ProcessLookupError):
