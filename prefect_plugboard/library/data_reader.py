@@ -162,6 +162,7 @@ class DataReader(Component, ABC):
             self._columns, self._length = ready
             if not self._ended:
                 self._prefetch = asyncio.ensure_future(self._fetch_and_convert())
+                await asyncio.sleep(0)  # the fetch starts now, not when this one waits
             if self._length:
                 return True
 

@@ -153,7 +153,12 @@ class FileReader(DataReader):
 
     def _open_csv(self) -> None:
         types = None if self._parse_numbers else dict.fromkeys(self._field_names, pa.string())
-        convert = pa_csv.ConvertOptions(include_columns=self._field_names, column_types=types)
+        convert = pa_csv.ConvertOptions(
+            include_columns=self._field_names,
+            column_types=types,
+            strings_can_be_null=True,  # an empty cell is a missing value, as in pandas
+            quoted_strings_can_be_null=False,  # `""` is an empty string
+        )
         try:
             if self._chunk_size is None:
                 # The whole file at once: column types are inferred from all of it.

@@ -57,9 +57,15 @@ class _SQLComponent:
             self._engine_args.setdefault("connect_args", connection.connect_args)
         self._database = None
 
+    @property
+    def is_async_driver(self) -> bool | None:
+        """Whether the last run used an async driver (`None` before the first run)."""
+        return self.__dict__.get("_async_driver")
+
     async def _open_database(self) -> Database:
         """Connects once, so that a database that cannot be reached fails in `init()`."""
         database = self._database = Database(self._url, self._engine_args, self.name)
+        self._async_driver = database.is_async
         try:
             await database.check()
         except (SQLAlchemyError, OSError) as exc:
