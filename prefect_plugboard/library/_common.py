@@ -14,7 +14,14 @@ if _t.TYPE_CHECKING:
     from prefect_plugboard.component.component import Component
 
 
-__all__ = ["IOThread", "check_chunk_size", "check_field_names", "label", "live_state"]
+__all__ = [
+    "IOThread",
+    "check_chunk_size",
+    "check_field_names",
+    "label",
+    "live_state",
+    "with_block_references",
+]
 
 
 def label(component: Component) -> str:
@@ -77,3 +84,18 @@ class IOThread:
     async def close(self) -> None:
         """Waits for the call under way, if any, and ends the thread."""
         await asyncio.to_thread(self._executor.shutdown, True)
+
+
+def with_block_references(exported: dict[str, _t.Any]) -> dict[str, _t.Any]:
+    """An `export()` whose Prefect block arguments are given by reference, not by value.
+
+    A saved block becomes `"<block type slug>/<block name>"`, so that a dumped model holds no
+    secret and loads the same block again.
+    """
+    args = exported.get("args", {})
+    for key, value in args.items():
+        name = getattr(value, "_block_document_name", None)
+        slug = getattr(type(value), "get_block_type_slug", None)
+        if name and slug is not None and not getattr(value, "_is_anonymous", False):
+            args[key] = f"{slug()}/{name}"
+    return exported

@@ -1,7 +1,5 @@
 """`DataReader`: the base of components that emit the rows of a data source."""
 
-from __future__ import annotations
-
 from abc import ABC, abstractmethod
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,6 +13,7 @@ from prefect_plugboard.library._common import (
     check_field_names,
     label,
     live_state,
+    with_block_references,
 )
 from prefect_plugboard.schemas.component import ComponentArgsDict
 
@@ -191,6 +190,10 @@ class DataReader(Component, ABC):
             msg = f"{label(self)}: its fields have different numbers of rows in one chunk: {sizes}"
             raise DataIOError(msg)
         return tuple(columns), lengths.pop() if lengths else 0
+
+    def export(self) -> dict[str, _t.Any]:
+        """`{"type": ..., "args": {...}}`, with saved Prefect blocks given by reference."""
+        return with_block_references(super().export())
 
     def __getstate__(self) -> dict[str, _t.Any]:
         return live_state(self, super().__getstate__())

@@ -1,7 +1,5 @@
 """`DataWriter`: the base of components that save the rows they receive."""
 
-from __future__ import annotations
-
 from abc import ABC, abstractmethod
 import asyncio
 from collections import deque
@@ -15,6 +13,7 @@ from prefect_plugboard.library._common import (
     check_field_names,
     label,
     live_state,
+    with_block_references,
 )
 from prefect_plugboard.schemas.component import ComponentArgsDict
 
@@ -194,6 +193,10 @@ class DataWriter(Component, ABC):
         timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
+
+    def export(self) -> dict[str, _t.Any]:
+        """`{"type": ..., "args": {...}}`, with saved Prefect blocks given by reference."""
+        return with_block_references(super().export())
 
     def __getstate__(self) -> dict[str, _t.Any]:
         return live_state(self, super().__getstate__())

@@ -1,7 +1,5 @@
 """`WebsocketReader` and `WebsocketWriter`: messages from and to a websocket server."""
 
-from __future__ import annotations
-
 from abc import ABC
 from collections.abc import AsyncIterator, Mapping
 import contextlib
