@@ -17,6 +17,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 PEER_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "peer"
+"""The peer's own benchmark scripts (read-only, beside the repository)."""
+OWN_PEER_DIR = Path(__file__).resolve().parent / "peer"
+"""Scripts of this repository written with plugboard's API, for the peer's python."""
 
 
 def _children() -> dict[int, list[int]]:
@@ -83,10 +86,15 @@ class PeakRSS:
 
 
 def run_peer(python: str, script: str, *args: str, timeout: float = 900) -> dict[str, _t.Any]:
-    """Runs one of the peer's benchmark scripts and returns its `RESULT` line as a dict."""
+    """Runs a peer benchmark script and returns its `RESULT` line as a dict.
+
+    `script` is looked up in `bench/peer/` of this repository, then among the peer's own
+    scripts (`PEER_DIR`).
+    """
     started = time.perf_counter()
+    path = OWN_PEER_DIR / script if (OWN_PEER_DIR / script).exists() else PEER_DIR / script
     proc = subprocess.run(
-        [python, str(PEER_DIR / script), *args],
+        [python, str(path), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
