@@ -23,13 +23,12 @@ PG_BIN_DIRS = [
 
 
 def wire(
-    source: str, target: str, fields: Iterable[str], **kwargs: object
+    source: str, target: str, fields: Iterable[str], maxsize: int | None = None
 ) -> list[AsyncioConnector]:
     """One connector per field from component `source` to component `target`."""
+    size = {} if maxsize is None else {"maxsize": maxsize}
     return [
-        AsyncioConnector(
-            spec=ConnectorSpec(source=f"{source}.{f}", target=f"{target}.{f}"), **kwargs
-        )  # type: ignore[arg-type]
+        AsyncioConnector(spec=ConnectorSpec(source=f"{source}.{f}", target=f"{target}.{f}"), **size)
         for f in fields
     ]
 

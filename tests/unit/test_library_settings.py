@@ -23,7 +23,7 @@ from prefect_plugboard.library import (
 from prefect_plugboard.library.credentials import is_block_reference, storage
 
 
-LIBRARY = {
+LIBRARY: dict[str, list[type]] = {
     "data_reader": [DataReader],
     "data_writer": [DataWriter],
     "file_io": [FileReader, FileWriter],
