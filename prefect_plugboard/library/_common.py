@@ -24,9 +24,9 @@ __all__ = [
 ]
 
 
-def label(component: Component) -> str:
+def label(component: object) -> str:
     """`FileReader 'read'`: how messages name a component."""
-    return f"{type(component).__name__} {component.__dict__.get('name', '?')!r}"
+    return f"{type(component).__name__} {vars(component).get('name', '?')!r}"
 
 
 def check_field_names(component: Component, field_names: Iterable[str]) -> list[str]:

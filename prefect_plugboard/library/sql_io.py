@@ -46,11 +46,11 @@ class _SQLComponent:
     def _connect_to(
         self, connection_string: _t.Any, connect_args: Mapping[str, _t.Any] | None
     ) -> None:
-        connection = sql_connection(connection_string, needed_by=label(self))  # type: ignore[arg-type]
+        connection = sql_connection(connection_string, needed_by=label(self))
         try:
             self._url = parse_url(connection.url)
         except ValueError as exc:
-            msg = f"{label(self)}: {exc}"  # type: ignore[arg-type]
+            msg = f"{label(self)}: {exc}"
             raise ValidationError([msg], subject=f"component {self.name!r}") from None
         self._engine_args = dict(connect_args or {})
         if connection.connect_args:
@@ -81,7 +81,8 @@ class _SQLComponent:
     def _error(self, doing: str, exc: BaseException) -> DataIOError:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         reason = f"{type(exc).__name__}: {detail[0] if detail else ''}"
-        return DataIOError(f"{label(self)}: {doing} {safe_url(self._url)}: {reason}")  # type: ignore[arg-type]
+        message = f"{label(self)}: {doing} {safe_url(self._url)}: {reason}"
+        return DataIOError(message)
 
 
 class SQLReader(_SQLComponent, DataReader):
