@@ -216,8 +216,10 @@ class FileWriter(DataWriter):
     """Writes the rows it receives to a CSV, CSV.GZ or Parquet file, with its column names.
 
     The file (local, or at any fsspec URL, as for `FileReader`) is created, or truncated, by
-    `init()`, and written with pyarrow a chunk at a time (a Parquet row group per chunk); a
-    Parquet file is complete once the writer ends. Column types are inferred from the values
+    `init()`, and written with pyarrow a chunk at a time (a Parquet row group per chunk). A
+    CSV file gets buffered rows every `flush_interval` seconds; a Parquet file, readable only
+    once the writer ends, gets full chunks and the rest at the end (unless `flush_interval`
+    is given). Column types are inferred from the values
     (Python `int` -> int64, `float` -> double, `str` -> string, `datetime` -> timestamp, NumPy
     scalars -> their own type) or given by `schema`. The columns are `field_names`, in order.
 
@@ -249,6 +251,10 @@ class FileWriter(DataWriter):
         self._format = file_format(
             self._location, needed_by=label(self), subject=f"component {self.name!r}"
         )
+        if self._format == "parquet" and "flush_interval" not in kwargs:
+            # A Parquet file can be read only once it is closed: writing early would only
+            # make small row groups.
+            self._flush_interval = None
         try:
             self._types = parse_schema(schema)
         except ValueError as exc:

@@ -283,3 +283,10 @@ async def test_values_of_mixed_types_fail_naming_the_column(tmp_path: Path) -> N
     )
     text = await _failure(process)
     assert "FileWriter 'save'" in text and str(target) in text and "column 'x'" in text
+
+
+def test_a_parquet_writer_makes_no_early_row_groups_unless_asked() -> None:
+    assert FileWriter(name="w", path="out.parquet", field_names=["x"])._flush_interval is None
+    assert FileWriter(name="w", path="out.csv", field_names=["x"])._flush_interval == 1.0
+    asked = FileWriter(name="w", path="out.parquet", field_names=["x"], flush_interval=5)
+    assert asked._flush_interval == 5
