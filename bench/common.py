@@ -17,9 +17,6 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 PEER_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "peer"
-"""The peer's own benchmark scripts (read-only, beside the repository)."""
-OWN_PEER_DIR = Path(__file__).resolve().parent / "peer"
-"""Scripts of this repository written with plugboard's API, for the peer's python."""
 
 
 def _children() -> dict[int, list[int]]:
@@ -85,14 +82,20 @@ class PeakRSS:
         self._thread.join()
 
 
-def run_peer(python: str, script: str, *args: str, timeout: float = 900) -> dict[str, _t.Any]:
-    """Runs a peer benchmark script and returns its `RESULT` line as a dict.
+def run_peer(
+    python: str, script: str | Path, *args: str, timeout: float = 900
+) -> dict[str, _t.Any]:
+    """Runs a benchmark script with the peer's python; returns its `RESULT` line as a dict.
 
-    `script` is looked up in `bench/peer/` of this repository, then among the peer's own
-    scripts (`PEER_DIR`).
+    Args:
+        python: The peer venv's python.
+        script: A script of the peer's own benchmarks (a name in `PEER_DIR`), or the path of
+            one written here with plugboard's API (`bench/peer/`).
+        *args: Its arguments.
+        timeout: Seconds before giving up.
     """
     started = time.perf_counter()
-    path = OWN_PEER_DIR / script if (OWN_PEER_DIR / script).exists() else PEER_DIR / script
+    path = script if isinstance(script, Path) else PEER_DIR / script
     proc = subprocess.run(
         [python, str(path), *args],
         capture_output=True,

@@ -130,7 +130,7 @@ def run_peer_side(args: argparse.Namespace, folder: Path, result: dict[str, _t.A
         read_chunk, write_chunk = chunk_sizes(fmt, args.chunk)
         peer = run_peer(
             args.peer,
-            "file_io_peer.py",
+            Path(__file__).resolve().parent / "peer" / "file_io_peer.py",
             str(source),
             str(target),
             str(read_chunk),

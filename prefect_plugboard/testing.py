@@ -25,12 +25,16 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import logging
 import typing as _t
 
 from prefect_plugboard.component.component import Component
-from prefect_plugboard.process.local_process import LocalProcess
 from prefect_plugboard.schemas.component import ComponentArgsDict
 from prefect_plugboard.schemas.status import Status
+
+
+if _t.TYPE_CHECKING:
+    from prefect_plugboard.process.local_process import LocalProcess
 
 
 __all__ = ["Collector", "FailingComponent", "ListSource", "PassThrough", "run_in_memory"]
@@ -149,7 +153,12 @@ async def run_in_memory(process: LocalProcess) -> None:
         ValidationError: The graph is invalid.
         ComponentError: A component raised; its exception is the cause.
     """
+    from prefect_plugboard.process.tasks import write_log_lines  # not on Ray workers
+
     await process.init()
+    for name, lines in process._held_lines.items():  # what components logged in init()
+        write_log_lines(logging.getLogger(f"prefect_plugboard.component.{name}"), lines)
+    process._held_lines.clear()
     process.status = Status.RUNNING
     try:
         await process._supervise(as_task_runs=False)

@@ -17,11 +17,19 @@ from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 import pytest  # noqa: E402
 
 
+UNREACHABLE_API = "http://127.0.0.1:9/api"
+"""The Prefect API the session's Ray workers are told about: nothing listens there."""
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[None]:
     """A local Ray instance shaped like the seed's `ray start --head --num-cpus=4 --num-gpus=1
     --resources='{"custom_hardware": 5}'`, started with explicit settings (never a stale
-    cluster) and stopped at the end of the session."""
+    cluster) and stopped at the end of the session.
+
+    Its workers are given a Prefect API where nothing listens, and a key: a worker that
+    talked to Prefect would fail, so every Ray test shows that workers never do.
+    """
     import logging
 
     import ray
@@ -34,9 +42,20 @@ def ray_cluster() -> Iterator[None]:
         include_dashboard=False,
         namespace="prefect",
         logging_level=logging.WARNING,
+        runtime_env={
+            "env_vars": {"PREFECT_API_URL": UNREACHABLE_API, "PREFECT_API_KEY": "not-for-workers"}
+        },
     )
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_address(ray_cluster: None) -> str:
+    """The address of the session's Ray cluster, for scripts that join it."""
+    import ray
+
+    return str(ray.get_runtime_context().gcs_address)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from prefect import Flow
 
 from prefect_plugboard.builder.process_builder import Model, build_process, load_model
 from prefect_plugboard.process.process import Process
-from prefect_plugboard.process.ray_process import RayProcess
 
 
 __all__ = ["build_flow", "flow_for"]
@@ -62,7 +61,6 @@ def flow_for(
     """
     probe = build_process(model)
     settings = model.spec.prefect
-    is_ray = isinstance(probe, RayProcess)
 
     async def run_model() -> None:
         process = build_process(model)  # fresh components for every run (and every retry)
@@ -71,7 +69,6 @@ def flow_for(
         async with process:
             await process.run()
 
-    task_runner = probe._task_runner() if is_ray else None
     options: dict[str, _t.Any] = {
         "name": settings.flow_name or probe.flow_name,
         "description": f"Runs the plugboard model {model.name} ({type(probe).__name__}).",
@@ -79,7 +76,6 @@ def flow_for(
         "retry_delay_seconds": settings.retry_delay_seconds,
         "validate_parameters": False,
         "persist_result": False,
-        "task_runner": task_runner,
     }
     if settings.flow_run_name:
         options["flow_run_name"] = settings.flow_run_name

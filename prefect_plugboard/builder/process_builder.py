@@ -395,7 +395,7 @@ def _resolve(path: str, base: type, kind: str, location: Location, report: Repor
 
 
 def _is_ray(process_cls: type) -> bool:
-    from prefect_plugboard.process.ray_process import RayProcess
+    from prefect_plugboard.process.ray.process import RayProcess
 
     return issubclass(process_cls, RayProcess)
 
@@ -651,6 +651,7 @@ def _instantiate(
         ("ray_init_kwargs", prefect.ray_init_kwargs or None),
         ("placement_timeout", prefect.placement_timeout),
         ("stop_grace", prefect.stop_grace),
+        ("worker_sharing", prefect.worker_sharing),
     ):
         if value is not None and key in accepted:
             kwargs[key] = value

@@ -45,6 +45,13 @@ class RunStats:
         """Returns the figures as a plain dict."""
         return asdict(self)
 
+    def summary(self) -> str:
+        """The figures in words, e.g. `3 steps, 3 messages in, 3 out, busy 0.002s`."""
+        return (
+            f"{self.steps} steps, {self.messages_in} messages in, {self.messages_out} out, "
+            f"busy {self.busy_seconds:.3f}s"
+        )
+
 
 class Component:
     """A long-lived, stateful node of a graph: it steps whenever new inputs arrive.

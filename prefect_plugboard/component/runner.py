@@ -86,24 +86,48 @@ class ComponentRunner:
         self._waiting = 0.0
         self._started = 0.0
         self._last_progress = 0.0
+        self._initialised = False
+
+    async def init(self) -> None:
+        """Runs the component's `init()`; the component is then `INIT`, ready to step.
+
+        Calling it again does nothing. If `init()` raises, `destroy()` runs (the component
+        may have acquired something before failing) and the error propagates, with the
+        component `FAILED` (or `STOPPED` if it was cancelled).
+        """
+        if self._initialised:
+            return
+        component = self.component
+        component._run_stats = RunStats()
+        component.status = Status.INIT
+        try:
+            await component.init()
+        except BaseException as exc:
+            component.status = (
+                Status.STOPPED if isinstance(exc, asyncio.CancelledError) else Status.FAILED
+            )
+            self._release_inboxes()
+            await self._destroy(exc)
+            raise
+        self._initialised = True
 
     async def run(self) -> RunStats:
         """Runs the component to its end and returns its figures.
 
-        On a clean end the component's outputs (fields and events) are closed, so the end
-        flows downstream. `destroy()` runs whenever `init()` ran. An exception from the
-        component propagates as is; cancellation leaves the component `STOPPED`.
+        `init()` runs first unless it already has. On a clean end the component's outputs
+        (fields and events) are closed, so the end flows downstream. `destroy()` runs whenever
+        `init()` ran. An exception from the component propagates as is; cancellation leaves
+        the component `STOPPED`.
 
         Returns:
             The run's figures (also kept on `component.run_stats`).
         """
+        await self.init()
         component = self.component
-        stats = component._run_stats = RunStats()
+        stats = component._run_stats
         self._started = time.perf_counter()
         ending: BaseException | None = None
         try:
-            component.status = Status.INIT
-            await component.init()
             component.status = Status.RUNNING
             if self.events.inbox is not None:
                 await self._run_with_events(stats)
@@ -120,12 +144,23 @@ class ComponentRunner:
             ending = exc
             raise
         finally:
-            for inbox in (*self.inboxes.values(), self.events.inbox):
-                if inbox is not None:
-                    inbox.receiver_gone()
+            self._release_inboxes()
             self._update_times(stats)
             await self._destroy(ending)
         return stats
+
+    async def discard(self) -> None:
+        """Ends a component that was initialised but will not run: `destroy()`, `STOPPED`."""
+        if not self._initialised or self.component.status.is_terminal:
+            return
+        self.component.status = Status.STOPPED
+        self._release_inboxes()
+        await self._destroy(None)
+
+    def _release_inboxes(self) -> None:
+        for inbox in (*self.inboxes.values(), self.events.inbox):
+            if inbox is not None:
+                inbox.receiver_gone()
 
     async def _destroy(self, ending: BaseException | None) -> None:
         """Runs `destroy()`, without letting its error hide the one the run is ending with.

@@ -21,14 +21,14 @@ if _t.TYPE_CHECKING:
     from prefect_plugboard.process.process import (
         Process as Process,
     )
-    from prefect_plugboard.process.ray_process import (
+    from prefect_plugboard.process.ray.process import (
         RayProcess as RayProcess,
     )
 
 _PUBLIC: dict[str, str] = {
     "LocalProcess": "prefect_plugboard.process.local_process",
     "Process": "prefect_plugboard.process.process",
-    "RayProcess": "prefect_plugboard.process.ray_process",
+    "RayProcess": "prefect_plugboard.process.ray.process",
     "ResourceError": "prefect_plugboard.exceptions",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 import functools
 import typing as _t
@@ -10,6 +11,7 @@ import uuid
 from prefect.client.schemas.objects import RunInput, TaskRunResult
 from prefect.task_engine import run_task_async
 
+from prefect_plugboard.component.log_lines import LogLine, capturing_logger
 from prefect_plugboard.component.runner import ComponentRunner, EventWiring
 from prefect_plugboard.connector.asyncio_connector import AsyncioConnector
 from prefect_plugboard.connector.channel import Inbox, LocalSender, Sender
@@ -17,7 +19,7 @@ from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.process.event_routes import EVENTS_FIELD
 from prefect_plugboard.process.links import Links
 from prefect_plugboard.process.process import Process
-from prefect_plugboard.process.supervision import Supervisor
+from prefect_plugboard.process.supervision import ComponentFailure, Supervisor
 from prefect_plugboard.process.tasks import (
     component_task,
     prepare_tag_concurrency,
@@ -53,6 +55,12 @@ class LocalProcess(Process):
 
     async def _prepare(self) -> None:
         self._runners = build_local_runners(self)
+        self._held_lines = await init_components(self._runners)
+
+    async def _release(self) -> None:
+        # Initialised but never run: each component's destroy() runs now.
+        for runner in getattr(self, "_runners", {}).values():
+            await runner.discard()
 
     async def _run_components(self) -> None:
         await prepare_tag_concurrency(self.components.values())
@@ -83,8 +91,9 @@ class LocalProcess(Process):
                 name: str = name,
                 kind: str = kind,
             ) -> _t.Any:
+                held = self._held_lines.pop(name, [])
                 return await supervisor.run_component(
-                    name, kind, lambda: run_with_task_logger(runner)
+                    name, kind, lambda: run_with_task_logger(runner, held)
                 )
 
             drawn: set[RunInput] = {TaskRunResult(id=ids[u]) for u in upstream[name]}
@@ -101,6 +110,37 @@ class LocalProcess(Process):
         supervisor = getattr(self, "_supervisor", None)
         if supervisor is not None:
             supervisor.stop(reason)
+
+
+async def init_components(runners: Mapping[str, ComponentRunner]) -> dict[str, list[LogLine]]:
+    """Runs every component's `init()`, all at once; returns what each logged meanwhile.
+
+    The lines are held for the components' task runs, which do not exist yet.
+
+    Raises:
+        ComponentError: A component's `init()` raised (the first in order); the others'
+            `destroy()` has run.
+    """
+    held: dict[str, list[LogLine]] = {name: [] for name in runners}
+    for name, runner in runners.items():
+        runner.component._run_logger = capturing_logger(name, held[name].append)
+    try:
+        outcomes = await asyncio.gather(
+            *(runner.init() for runner in runners.values()), return_exceptions=True
+        )
+    finally:
+        for runner in runners.values():
+            runner.component._run_logger = None
+    failed = [
+        (n, o) for n, o in zip(runners, outcomes, strict=True) if isinstance(o, BaseException)
+    ]
+    if failed:
+        for runner in runners.values():
+            await runner.discard()
+        name, error = failed[0]
+        component = runners[name].component
+        raise ComponentFailure(name, type(component).__name__, error).to_error()
+    return held
 
 
 def build_local_runners(process: Process) -> dict[str, ComponentRunner]:

@@ -35,10 +35,6 @@ from prefect_plugboard.schemas.connector import ConnectorSpec
 from prefect_plugboard.schemas.status import Status
 
 
-if _t.TYPE_CHECKING:
-    from prefect.task_runners import TaskRunner
-
-
 __all__ = ["ComponentProgress", "ConnectorFactory", "Process"]
 
 _logger = logging.getLogger(__name__)
@@ -126,12 +122,16 @@ class Process(ABC):
     # ----- lifecycle ------------------------------------------------------------------------
 
     async def init(self) -> None:
-        """Validates the graph and wires its channels; nothing runs yet.
+        """Gets the graph ready to run; `run()` then starts stepping at once.
 
-        Calling it again does nothing.
+        Validates the graph, wires its channels (on Ray: places the components and starts
+        their workers) and runs every component's `init()`. Calling it again does nothing;
+        `destroy()` (or the end of `async with`) runs the components' `destroy()` if `run()`
+        never does.
 
         Raises:
-            ValidationError: The graph is invalid; every problem is listed.
+            ValidationError: The graph is invalid; every problem is listed (nothing started).
+            ComponentError: A component's `init()` raised; everything started is stopped.
         """
         if self.status is not Status.CREATED:
             return
@@ -228,7 +228,7 @@ class Process(ABC):
 
     @abstractmethod
     async def _prepare(self) -> None:
-        """Builds what the run needs (channels, runners) after validation."""
+        """Builds what the run needs (channels, workers) and runs the components' `init()`."""
 
     @abstractmethod
     async def _run_components(self) -> None:
@@ -240,10 +240,6 @@ class Process(ABC):
 
     def _stop(self, reason: str) -> None:  # noqa: B027 - a process without a run to stop
         """Stops every running component (a graceful stop: the run ends without error)."""
-
-    def _task_runner(self) -> TaskRunner[_t.Any] | None:
-        """The task runner of a standalone run's flow; `None` for Prefect's default."""
-        return None
 
     async def _release(self) -> None:  # noqa: B027 - optional hook, nothing to release here
         """Releases resources held by the process."""
@@ -303,7 +299,6 @@ class Process(ABC):
             description=f"Runs the plugboard process {self.name!r} ({type(self).__name__}).",
             validate_parameters=False,
             persist_result=False,
-            task_runner=self._task_runner(),
         )
 
     def export(self) -> dict[str, _t.Any]:

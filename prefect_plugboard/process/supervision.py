@@ -22,35 +22,37 @@ from prefect_plugboard.exceptions import ComponentCrashedError, ComponentError
 
 __all__ = ["ComponentFailure", "ReportedError", "Supervisor"]
 
-_WORKER_DEATHS = frozenset(
-    {"WorkerCrashedError", "NodeDiedError", "ActorDiedError", "OutOfMemoryError", "ObjectLostError"}
-)
-
 
 class ReportedError(Exception):
     """A component's error as its worker reported it (`"Type: message"`).
 
-    Stands in for the exception itself when the worker was killed before its task run
-    could hand the exception back.
+    Stands in for the exception itself where that could not be sent back: it could not be
+    pickled, or the worker was killed first.
     """
 
 
 @dataclass(frozen=True)
 class ComponentFailure:
-    """The first failure of a run: which component, and what it raised."""
+    """The first failure of a run: which component, and what it raised.
+
+    Attributes:
+        component: The component's name.
+        component_type: Its class name.
+        exception: What it raised, or what stopped it from running.
+        crashed: It did not fail by itself: what ran it died (`ComponentCrashedError`).
+        what: How it ended, for the message (`failed`, or how it crashed).
+    """
 
     component: str
     component_type: str
     exception: BaseException
     crashed: bool = False
+    what: str = "failed"
 
     def to_error(self) -> ComponentError:
         """Returns the `ComponentError` to raise, with the component's exception as cause."""
         exc = self.exception
-        what = "failed"
-        if self.crashed:
-            died = type(exc).__name__ in _WORKER_DEATHS
-            what = "crashed (its worker died)" if died else "could not run on its worker"
+        what = self.what
         detail = str(exc) if isinstance(exc, ReportedError) else f"{type(exc).__name__}: {exc}"
         message = f"component {self.component!r} ({self.component_type}) {what}: {detail}"
         error_type = ComponentCrashedError if self.crashed else ComponentError

@@ -6,16 +6,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 import logging
 import typing as _t
-import uuid
 
-import httpx
 from prefect import Task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
 
 from prefect_plugboard.component.component import Component, RunStats
+from prefect_plugboard.component.log_lines import LogLine
 from prefect_plugboard.component.runner import ComponentRunner
 from prefect_plugboard.exceptions import Issue, ValidationError
 
@@ -24,10 +22,10 @@ __all__ = [
     "PLUGBOARD_TAG",
     "component_tags",
     "component_task",
-    "end_task_run",
     "prepare_tag_concurrency",
     "prime_no_limits_cache",
     "run_with_task_logger",
+    "write_log_lines",
 ]
 
 PLUGBOARD_TAG = "plugboard"
@@ -125,61 +123,38 @@ def prime_no_limits_cache(tag_sets: Iterable[frozenset[str]], limited: set[str])
                 _no_limits_cache[names] = True
 
 
-async def end_task_run(
-    task: Task[..., _t.Any], flow_run_id: uuid.UUID | None, task_run_id: uuid.UUID, state: State
+def write_log_lines(
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger], lines: Iterable[LogLine]
 ) -> None:
-    """Ends, from outside, the task run of a component whose worker is gone.
-
-    A worker's task engine reports its task run through Prefect's event stream, and a worker
-    killed early may have sent only some of those events: none (the task run is unknown; it
-    is created here, already in `state`), or its first one only (the task run still carries
-    the provisional name `<task>-<key>` given before the engine renames it). Either way the
-    run graph ends up showing the component under its own name, in `state`. The state is
-    newer than any event the worker sent, so a late event cannot undo it.
+    """Writes captured log lines through a run logger, each with its own timestamp.
 
     Args:
-        task: The component's task (from `component_task`).
-        flow_run_id: The flow run the task run belongs to.
-        task_run_id: The task run's id.
-        state: Its final state, e.g. `Crashed(...)` or `Cancelled(...)`.
-
-    Raises:
-        httpx.HTTPError: The Prefect API refused or could not be reached.
+        logger: A task run's logger (`get_run_logger()`), or any logger.
+        lines: The lines, oldest first.
     """
-    name = str(task.task_run_name)
-    async with get_client() as client:
-        try:
-            await client.set_task_run_state(task_run_id, state, force=True)
-        except httpx.HTTPStatusError as error:
-            if error.response.status_code != httpx.codes.NOT_FOUND:
-                raise
-            await client.create_task_run(
-                task,
-                flow_run_id,
-                dynamic_key=str(task_run_id),
-                id=task_run_id,
-                name=name,
-                state=state,
-            )
-        else:
-            await client.set_task_run_name(task_run_id, name)
+    if isinstance(logger, logging.LoggerAdapter):
+        base, extra = logger.logger, dict(logger.extra or {})
+    else:
+        base, extra = logger, {}
+    for line in lines:
+        if base.isEnabledFor(line.level):
+            base.handle(line.to_record(base.name, extra))
 
 
-async def run_with_task_logger(runner: ComponentRunner) -> RunStats:
-    """Runs a component with `self.logger` bound to the current task run, then logs figures."""
+async def run_with_task_logger(runner: ComponentRunner, held: Iterable[LogLine] = ()) -> RunStats:
+    """Runs a component with `self.logger` bound to the current task run, then logs figures.
+
+    Args:
+        runner: The component's runner.
+        held: Lines the component logged before its task run existed (in its `init()`).
+    """
     component = runner.component
     logger = get_run_logger()
+    write_log_lines(logger, held)
     component._run_logger = logger
     try:
         stats = await runner.run()
-        logger.info(
-            "Component %r finished: %d steps, %d messages in, %d out, busy %.3fs.",
-            component.name,
-            stats.steps,
-            stats.messages_in,
-            stats.messages_out,
-            stats.busy_seconds,
-        )
+        logger.info("Component %r finished: %s.", component.name, stats.summary())
         return stats
     finally:
         component._run_logger = None

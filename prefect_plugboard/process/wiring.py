@@ -3,7 +3,7 @@
 Every input field gets one inbox; each connector into it is one sender. The inbox holds as
 many messages as the largest `maxsize` among those connectors (unbounded if any is 0). A
 component that handles events gets one event inbox, fed by one sender per publisher.
-`LocalProcess` builds in-memory channels from these plans, `RayProcess` direct streams.
+`LocalProcess` builds in-memory channels from these plans; other transports their own.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import typing as _t
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.channel import DEFAULT_MAXSIZE, Sender
 from prefect_plugboard.connector.connector import Connector
-from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE
 from prefect_plugboard.process.event_routes import EventRoutes
 from prefect_plugboard.schemas.connector import ConnectorMode
 
@@ -36,12 +35,19 @@ class InputPlan:
 
 @dataclass(frozen=True)
 class OutputTarget:
-    """One connector leaving an output field."""
+    """One connector leaving an output field.
+
+    Attributes:
+        connector: The connector's id.
+        component: The component it feeds.
+        field: The input field it feeds.
+        settings: The connector's settings (`maxsize`, and what its transport adds).
+    """
 
     connector: str
     component: str
     field: str
-    batch_size: int
+    settings: Mapping[str, _t.Any]
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ def plan_wiring(
                 connector=connector.id,
                 component=spec.target.entity,
                 field=spec.target.descriptor,
-                batch_size=getattr(connector, "batch_size", DEFAULT_BATCH_SIZE),
+                settings=connector.settings(),
             )
         )
     routes = EventRoutes.of(components.values())

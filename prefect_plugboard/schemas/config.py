@@ -216,8 +216,14 @@ class PrefectSection(_Spec):
         default=None,
         ge=0,
         description=(
-            "Seconds a stopping RayProcess's components get to end before their workers are "
-            "killed (a worker whose component has ended gets 15 s more to report to Prefect)."
+            "Seconds a stopping RayProcess's components get to end before their workers are killed."
+        ),
+    )
+    worker_sharing: _t.Literal["small", "none", "all"] | None = Field(
+        default=None,
+        description=(
+            "How a RayProcess's components share worker processes: small (components asking "
+            "for less than a CPU share, the default), none (one each) or all (one for all)."
         ),
     )
 

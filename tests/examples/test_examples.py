@@ -1,4 +1,9 @@
-"""Every example under examples/ runs, as a script, against the session's Prefect API."""
+"""Every example under examples/ runs, as a script, against the session's Prefect API.
+
+Examples on Ray join the session's Ray cluster (`RAY_ADDRESS`), as a user's script joins a
+running cluster, except the seed's `hello_ray.py ray`, the command behind `make run`, which
+starts a Ray of its own and stops it.
+"""
 
 import csv
 from dataclasses import dataclass, field
@@ -6,6 +11,7 @@ import os
 from pathlib import Path
 import subprocess
 import sys
+import typing as _t
 
 import pytest
 
@@ -22,25 +28,39 @@ class Run:
     args: tuple[str, ...] = ()
     rows: dict[str, int] = field(default_factory=dict)
     prints: str = ""
+    ray: str = ""  # "join" the session's cluster, or "own" Ray started by the example
+
+    @property
+    def id(self) -> str:
+        return f"{self.script} {' '.join(self.args)}".strip()
 
 
 RUNS = [
     Run("quickstart/squares.py", rows={"squares.csv": 5}),
     Run("events/clock_model.py", ("local", "6"), {"actions.csv": 6}, "ticks [0, 1, 2, 3, 4, 5]"),
-    Run("events/clock_model.py", ("ray", "4"), {"actions.csv": 4}, "ticks [0, 1, 2, 3]"),
+    Run("events/clock_model.py", ("ray", "4"), {"actions.csv": 4}, "ticks [0, 1, 2, 3]", "join"),
     Run("events/clock-model.yaml", (), {"actions.csv": 6}),
     Run("running_in_parallel/model.yaml", ("-p", "component.input.arg.iters=3"), {"ray.csv": 3}),
     Run(
-        "running_in_parallel/model-ray.yaml", ("-p", "component.input.arg.iters=3"), {"ray.csv": 3}
+        "running_in_parallel/model-ray.yaml",
+        ("-p", "component.input.arg.iters=3"),
+        {"ray.csv": 3},
+        ray="join",
     ),
-    Run("running_in_parallel/resources-example.yaml", prints="Completed in"),
+    Run("running_in_parallel/resources-example.yaml", prints="Completed in", ray="join"),
     Run("running_in_parallel/hello_ray.py", ("local", "3"), rows={"ray.csv": 3}),
-    Run("running_in_parallel/hello_ray.py", ("ray", "3"), rows={"ray.csv": 3}),
+    Run("running_in_parallel/hello_ray.py", ("ray", "3"), rows={"ray.csv": 3}, ray="own"),
     Run(
         "running_in_parallel/resources_example.py",
         prints=f"Final result from GPU task: {sum(i**2 for i in range(40000)) * 2}",
+        ray="join",
     ),
 ]
+
+
+def _param(run: Run) -> _t.Any:
+    marks = [pytest.mark.ray] if run.ray else []
+    return pytest.param(run, id=run.id, marks=marks)
 
 
 def test_every_example_is_exercised() -> None:
@@ -53,10 +73,16 @@ def test_every_example_is_exercised() -> None:
     assert runnable | models == {run.script for run in RUNS}
 
 
-@pytest.mark.parametrize("run", RUNS, ids=lambda r: f"{r.script} {' '.join(r.args)}".strip())
-def test_example_runs_as_a_script(run: Run, tmp_path: Path, prefect_api: str) -> None:
+@pytest.mark.slow
+@pytest.mark.parametrize("run", [_param(run) for run in RUNS])
+def test_example_runs_as_a_script(
+    run: Run, tmp_path: Path, prefect_api: str, request: pytest.FixtureRequest
+) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PREFECT_API_URL"] = prefect_api
+    if run.ray == "join":
+        env["RAY_ADDRESS"] = request.getfixturevalue("ray_address")
+        env["RAY_AUTH_MODE"] = "token"  # Ray 2.60 asks a joining driver for its token
     command = (
         [str(Path(sys.executable).parent / "prefect-plugboard"), "run"]
         if run.script.endswith(".yaml")

@@ -37,7 +37,7 @@ from prefect_plugboard.blocks import (
     RayChannelBlock,
     load_channel_block,
 )
-from prefect_plugboard.connector.stream import HIGH_WATER
+from prefect_plugboard.process.ray.stream import HIGH_WATER
 from prefect_plugboard.testing import Collector, ListSource, PassThrough
 
 
@@ -104,6 +104,7 @@ async def test_a_saved_block_loads_by_name_and_by_reference() -> None:
     assert schema is not None and schema.fields["required"] == ["maxsize"]
 
 
+@pytest.mark.slow  # a process of its own
 async def test_a_fresh_process_loads_a_block_by_reference_through_the_entry_point(
     prefect_api: str,
 ) -> None:
@@ -119,6 +120,7 @@ async def test_a_fresh_process_loads_a_block_by_reference_through_the_entry_poin
     assert result.stdout.strip().splitlines()[-1] == "prefect_plugboard.blocks.asyncio_channel 7"
 
 
+@pytest.mark.slow  # a process of its own
 async def test_the_prefect_cli_registers_both_block_types(prefect_api: str) -> None:
     result = run(PREFECT, "block", "register", "-m", "prefect_plugboard.blocks", api=prefect_api)
     output = " ".join(result.stdout.split())  # the table may wrap
@@ -132,6 +134,7 @@ async def test_the_prefect_cli_registers_both_block_types(prefect_api: str) -> N
             assert schema is not None and "maxsize" in schema.fields["properties"], slug
 
 
+@pytest.mark.slow  # a process of its own
 async def test_the_save_script_saves_every_document_and_replaces_only_when_asked(
     prefect_api: str, tmp_path: Path
 ) -> None:
@@ -165,6 +168,7 @@ async def test_the_save_script_saves_every_document_and_replaces_only_when_asked
     assert saved.maxsize == 6
 
 
+@pytest.mark.slow  # a process of its own
 async def test_the_save_script_checks_every_document_before_saving_any(
     prefect_api: str, tmp_path: Path
 ) -> None:

@@ -20,17 +20,13 @@ import typing as _t
 
 import pytest
 
+from tests.helpers import free_port
+
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 SCRIPTS = Path(__file__).parent / "scripts"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_script(script: str, *args: str, cwd: Path, env: dict[str, str]) -> dict[str, _t.Any]:
@@ -57,9 +53,10 @@ def base_env(prefect_api: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def ray_head(tmp_path: Path) -> Iterator[str]:
-    """A `ray start --head --block` cluster on free loopback ports; stopped by its PID."""
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[str]:
+    """A `ray start --head --block` cluster on free loopback ports, shared by this module's
+    tests (none of them changes it); stopped by its PID."""
     ray = shutil.which("ray", path=str(Path(sys.executable).parent))
     assert ray is not None
     port = free_port()
@@ -98,7 +95,7 @@ def ray_head(tmp_path: Path) -> Iterator[str]:
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # the group holds everything `ray start` started
         try:
-            head.wait(timeout=15)
+            head.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
         with contextlib.suppress(ProcessLookupError):
@@ -127,6 +124,19 @@ def test_joins_a_cluster_started_elsewhere_and_ships_user_modules(
     assert result["received"] == [2, 4, 6]
     assert result["cluster_cpus"] == 2.0  # the cluster started by `ray start`, not a new one
     assert result["disconnected_after"]
+    assert result["worker_prefect_modules"] == []  # a fresh worker: nothing of Prefect ran there
+
+
+def test_a_ray_it_starts_itself_gets_no_prefect_setting_and_its_workers_run_no_prefect(
+    user_dir: Path, prefect_api: str
+) -> None:
+    env = base_env(prefect_api)
+    env["PREFECT_API_KEY"] = "a-secret-the-workers-must-not-get"
+    result = run_script("by_address.py", "local", cwd=user_dir, env=env)
+    assert result["received"] == [2, 4, 6]
+    assert result["disconnected_after"]  # the Ray it started, it stopped
+    assert result["worker_prefect_modules"] == []
+    assert result["worker_prefect_settings"] == []
 
 
 def test_a_cluster_that_refuses_the_connection_says_what_to_do(

@@ -1,40 +1,94 @@
-"""`RunCoordinator` as a plain object: what the driver learns from it when a run stops."""
+"""`RunCoordinator` as a plain object: how a driver's runs and their workers meet in it."""
 
 from __future__ import annotations
 
 import asyncio
 
-from prefect_plugboard.process.ray_coordinator import RunCoordinator
+from prefect_plugboard.component.log_lines import LogLine
+from prefect_plugboard.process.ray.coordinator import RunCoordinator
+from prefect_plugboard.process.ray.reports import Ended, Failure, Lines, StopAsked
+from prefect_plugboard.process.ray.stream import StreamAddress
 
 
-async def test_a_failure_stops_the_run_and_marks_the_component_ended() -> None:
+async def test_a_failure_report_stops_the_run_for_every_worker_at_once() -> None:
     coordinator = RunCoordinator()
-    await coordinator.fail("bad", "ValueError: boom")
+    stopping = asyncio.ensure_future(coordinator.wait_stop("run"))
+    await coordinator.report("run", [Failure("bad", "ValueError: boom")])
 
-    assert await asyncio.wait_for(coordinator.wait_stop(), 1) == (
-        "stopped because component 'bad' failed"
+    assert await asyncio.wait_for(stopping, 1) == "stopped because component 'bad' failed"
+    updates = await coordinator.updates("run", 0, stop_seen=False)
+    assert updates.reports == [Failure("bad", "ValueError: boom")]
+    assert (updates.stop_reason, updates.graceful) == (
+        "stopped because component 'bad' failed",
+        False,
     )
-    assert await coordinator.ended() == {"bad": "failed"}
-    assert await coordinator.failure() == ("bad", "ValueError: boom")
-    assert await coordinator.graceful_stop() is None
 
 
-async def test_the_first_failure_is_kept_and_every_reported_end_counts() -> None:
+async def test_the_first_stop_is_kept_and_a_stop_event_is_graceful() -> None:
     coordinator = RunCoordinator()
-    await coordinator.fail("first", "ValueError: one")
-    await coordinator.fail("second", "KeyError: two")
-    await coordinator.report_final("second", {"status": "failed"})
-    await coordinator.report_final("sink", {"status": "stopped"})
+    await coordinator.report("run", [StopAsked("clock", "stopped by a StopEvent")])
+    await coordinator.report("run", [Failure("late", "KeyError: two")])
 
-    assert await coordinator.failure() == ("first", "ValueError: one")
-    assert await coordinator.ended() == {"first": "failed", "second": "failed", "sink": "stopped"}
-    assert await coordinator.wait_stop() == "stopped because component 'first' failed"
+    updates = await coordinator.updates("run", 0, stop_seen=False)
+    assert (updates.stop_reason, updates.graceful) == ("stopped by a StopEvent", True)
+    assert len(updates.reports) == 2
 
 
-async def test_a_run_stopped_on_request_has_no_failure() -> None:
+async def test_reports_are_read_in_order_and_dropped_once_read() -> None:
     coordinator = RunCoordinator()
-    await coordinator.stop("stopped by a StopEvent", graceful=True)
+    line = LogLine(1.0, 20, "hello")
+    await coordinator.report("run", [Lines("a", (line,))])
+    first = await coordinator.updates("run", 0, stop_seen=False)
+    waiting = asyncio.ensure_future(coordinator.updates("run", first.cursor, stop_seen=False))
+    await asyncio.sleep(0)
+    assert not waiting.done()  # nothing new: it waits instead of returning the same again
+    ended = Ended("a", "completed", {})
+    await coordinator.report("run", [ended])
+    second = await asyncio.wait_for(waiting, 1)
+    assert (first.reports, second.reports, second.cursor) == ([Lines("a", (line,))], [ended], 2)
+    assert coordinator._runs["run"].reports == [ended]  # the first was read: dropped
 
-    assert await coordinator.failure() is None
-    assert await coordinator.ended() == {}
-    assert await coordinator.graceful_stop() == "stopped by a StopEvent"
+
+async def test_addresses_wait_for_every_component_or_the_stop() -> None:
+    coordinator = RunCoordinator()
+    looking = asyncio.ensure_future(coordinator.addresses("run", ["a", "b"]))
+    await coordinator.register("run", {"a": StreamAddress("10.0.0.1", 1)})
+    await asyncio.sleep(0)
+    assert not looking.done()
+    await coordinator.register("run", {"b": StreamAddress("10.0.0.2", 2)})
+    assert await asyncio.wait_for(looking, 1) == {
+        "a": StreamAddress("10.0.0.1", 1),
+        "b": StreamAddress("10.0.0.2", 2),
+    }
+
+    never = asyncio.ensure_future(coordinator.addresses("run", ["c"]))
+    await coordinator.stop("run", "stopped")
+    assert await asyncio.wait_for(never, 1) is None
+
+
+async def test_workers_wait_for_the_start_unless_the_run_stops_first() -> None:
+    coordinator = RunCoordinator()
+    waiting = asyncio.ensure_future(coordinator.wait_go("one"))
+    await coordinator.go("one", {"log_prints": True})
+    assert await asyncio.wait_for(waiting, 1) == {"log_prints": True}
+
+    stopped = asyncio.ensure_future(coordinator.wait_go("two"))
+    await coordinator.stop("two", "destroyed before it ran", graceful=True)
+    assert await asyncio.wait_for(stopped, 1) is None
+
+
+async def test_runs_are_apart_and_a_forgotten_run_is_gone_for_late_callers() -> None:
+    coordinator = RunCoordinator()
+    other = asyncio.ensure_future(coordinator.wait_go("two"))
+    await coordinator.stop("one", "stopped")
+    await asyncio.sleep(0)
+    assert not other.done()  # a stop of one run is nothing to another
+    assert sorted(await coordinator.runs()) == ["one", "two"]
+
+    await coordinator.forget("one")
+    assert await coordinator.runs() == ["two"]
+    # A worker that calls late finds the run over, and brings no room back.
+    assert await asyncio.wait_for(coordinator.wait_stop("one"), 1) == "the run has ended"
+    await coordinator.register("one", {"a": StreamAddress("10.0.0.1", 1)})
+    assert await coordinator.runs() == ["two"]
+    other.cancel()

@@ -8,7 +8,7 @@ import sys
 import types
 
 from prefect_plugboard.process.cancellation import sigterm_stops
-from prefect_plugboard.process.ray_cluster import _keeping_sigterm_handler
+from prefect_plugboard.process.ray.cluster import _keeping_sigterm_handler
 
 
 async def test_a_sigterm_calls_back_on_the_loop_and_a_second_one_goes_to_the_old_handler() -> None:

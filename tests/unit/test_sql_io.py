@@ -164,6 +164,7 @@ async def pg_table(postgres_url: str) -> str:
     return postgres_url
 
 
+@pytest.mark.slow  # starts a PostgreSQL server
 async def test_postgres_rows_are_streamed_and_copied(pg_table: str) -> None:
     fields = ["num", "at", "value"]
     reader = SQLReader(
@@ -196,6 +197,7 @@ async def test_postgres_rows_are_streamed_and_copied(pg_table: str) -> None:
     assert columns == {"num": "BIGINT", "at": "TIMESTAMP", "value": "DOUBLE PRECISION"}
 
 
+@pytest.mark.slow  # starts a PostgreSQL server
 @pytest.mark.parametrize("chunk_size", [10, None])
 async def test_postgres_chunks_come_from_a_server_side_cursor(
     postgres_url: str, chunk_size: int | None

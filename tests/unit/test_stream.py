@@ -8,14 +8,14 @@ from hypothesis import given, settings, strategies as st
 import pytest
 
 from prefect_plugboard.connector import EndOfStream, Inbox
-from prefect_plugboard.connector.stream import StreamAddress, StreamReceiver, StreamSender
 from prefect_plugboard.exceptions import ChannelError
+from prefect_plugboard.process.ray.stream import StreamAddress, StreamReceiver, StreamSender
 
 
 async def open_field(maxsize: int, senders: int) -> tuple[Inbox, StreamReceiver, StreamAddress]:
     inbox = Inbox(maxsize, senders, "sink.x")
     receiver = StreamReceiver({"x": inbox}, host="127.0.0.1")
-    address = await receiver.start("127.0.0.1")
+    address = await receiver.start()
     return inbox, receiver, address
 
 

@@ -299,12 +299,15 @@ def test_overrides_and_process_type_switch_a_model_without_editing_it(folder: Pa
 
 def test_the_prefect_section_configures_a_ray_process(folder: Path) -> None:
     (folder / "model.yaml").write_text(
-        BASE + "prefect:\n  ray_address: auto\n  placement_timeout: 5\n  stop_grace: 2.5\n"
+        BASE
+        + "prefect:\n  ray_address: auto\n  placement_timeout: 5\n  stop_grace: 2.5\n"
+        + "  worker_sharing: none\n"
     )
     process = build_process(load_model(folder / "model.yaml", process_type="ray"))
     assert isinstance(process, RayProcess)
     assert process.ray_address == "auto"
     assert (process.placement_timeout, process.stop_grace) == (5, 2.5)
+    assert process.worker_sharing == "none"
     local = build_process(load_model(folder / "model.yaml", process_type="local"))
     assert isinstance(local, LocalProcess)  # Ray settings do not apply to it
 

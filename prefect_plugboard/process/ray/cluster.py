@@ -4,7 +4,7 @@ Every component of a graph runs for the whole run and waits on the others, so al
 must be placed at once: one that cannot be placed makes the rest wait forever. Before
 anything starts, each component's request is checked against every node (a GPU on a
 CPU-only cluster, an unknown custom resource), the graph's total against the cluster, and
-finally a placement group reserves one bundle per component, with a deadline.
+finally a placement group reserves one bundle per worker process, with a deadline.
 """
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 import contextlib
-from importlib.metadata import packages_distributions
+import importlib.machinery
 import logging
 import os
 import signal
+import site
 import socket
 import sys
 import threading
+import types
 import typing as _t
 
 from prefect_plugboard.component.component import Component
@@ -89,7 +91,7 @@ class RayConnection:
         }
         if address == "local":
             _logger.info("Starting a local Ray instance")
-            with _keeping_sigterm_handler():
+            with _keeping_sigterm_handler(), _without_prefect_settings():
                 ray.init(address=address, **kwargs)
         else:
             _logger.info("Joining the Ray cluster at %s", address)
@@ -115,6 +117,20 @@ class RayConnection:
         if self.owned and ray.is_initialized():
             ray.shutdown()
         self.owned = False
+
+
+@contextlib.contextmanager
+def _without_prefect_settings() -> Iterator[None]:
+    """Keeps Prefect's settings (its API's address, its key) out of a Ray started here.
+
+    The processes of a local Ray inherit the environment of the process that starts it, and
+    its workers theirs; workers run components only and must not receive credentials.
+    """
+    hidden = {key: os.environ.pop(key) for key in list(os.environ) if key.startswith("PREFECT_")}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
 
 
 @contextlib.contextmanager
@@ -144,15 +160,38 @@ def pickle_user_modules(components: Sequence[Component]) -> None:
     """
     from ray import cloudpickle
 
-    installed = packages_distributions()
     for component in components:
         module_name = type(component).__module__
         top = module_name.split(".")[0]
-        if module_name == "__main__" or top in installed or top in sys.stdlib_module_names:
-            continue
         module = sys.modules.get(top)
-        if module is not None:
-            cloudpickle.register_pickle_by_value(module)
+        if module_name == "__main__" or module is None or _installed(module):
+            continue
+        cloudpickle.register_pickle_by_value(module)
+
+
+def _installed(module: types.ModuleType) -> bool:
+    """Whether a worker started from this Python finds `module` by itself.
+
+    That is a module of the standard library, one in a site-packages folder, or one an
+    editable install's import hook provides; not one found through a folder added to
+    `sys.path` at run time (the script's, the YAML file's, the working directory).
+    """
+    name = module.__name__
+    if name in sys.stdlib_module_names:
+        return True
+    origin = getattr(module, "__file__", None)
+    if origin is not None:
+        folder = os.path.realpath(os.path.dirname(origin))
+        sites = [*site.getsitepackages(), site.getusersitepackages()]
+        if any(folder.startswith(os.path.realpath(s) + os.sep) for s in sites):
+            return True
+    for finder in sys.meta_path:
+        if finder is importlib.machinery.PathFinder or not hasattr(finder, "find_spec"):
+            continue
+        with contextlib.suppress(Exception):
+            if finder.find_spec(name, None) is not None:
+                return True
+    return False
 
 
 def _describe(bundle: Mapping[str, float]) -> str:
@@ -224,11 +263,16 @@ def check_resources(components: Sequence[Component]) -> None:
         raise ResourceError(issues, subject="the graph's resources")
 
 
-def reserve(components: Sequence[Component], timeout: float) -> _t.Any:
-    """Reserves one placement-group bundle per component, all at once, within `timeout`.
+def reserve(bundles: Sequence[Mapping[str, float]], components: int, timeout: float) -> _t.Any:
+    """Reserves the placement-group bundles of a run, all at once, within `timeout`.
+
+    Args:
+        bundles: One bundle per worker process of the run.
+        components: How many components they hold, for the message.
+        timeout: The deadline (s).
 
     Returns:
-        The placement group; component `i` runs in bundle `i`.
+        The placement group; worker `i` runs in bundle `i`.
 
     Raises:
         ResourceError: The bundles could not all be placed in time (other work holds the
@@ -237,8 +281,7 @@ def reserve(components: Sequence[Component], timeout: float) -> _t.Any:
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
 
-    bundles = [c.resources.to_bundle() for c in components]
-    group = placement_group(bundles, strategy="PACK")
+    group = placement_group(list(bundles), strategy="PACK")
     try:
         ray.get(group.ready(), timeout=timeout)
     except ray.exceptions.GetTimeoutError:
@@ -251,7 +294,7 @@ def reserve(components: Sequence[Component], timeout: float) -> _t.Any:
         raise ResourceError(
             [
                 Issue(
-                    f"could not place all {len(components)} components at once within "
+                    f"could not place all {components} components at once within "
                     f"{timeout:g}s: together they ask for {_describe(asked)}; the cluster has "
                     f"{_describe({k: float(available.get(k, 0)) for k in asked})} available now. "
                     "Free the cluster, add capacity, or lower the components' `resources`"

@@ -69,21 +69,21 @@ class StreamReceiver:
 
     Args:
         inboxes: The inbox of each input field.
-        host: The address to listen on.
+        host: The address to listen on: the node's own address (never every interface).
     """
 
-    def __init__(self, inboxes: dict[str, Inbox], host: str = "0.0.0.0") -> None:  # noqa: S104 - peers on other nodes connect
+    def __init__(self, inboxes: dict[str, Inbox], host: str) -> None:
         self._inboxes = inboxes
         self._host = host
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
 
-    async def start(self, advertised_host: str) -> StreamAddress:
-        """Starts listening; returns the address peers should connect to."""
+    async def start(self) -> StreamAddress:
+        """Starts listening on a free port; returns the address peers connect to."""
         self._server = await asyncio.start_server(self._handle, self._host, 0)
         port = self._server.sockets[0].getsockname()[1]
-        return StreamAddress(advertised_host, port)
+        return StreamAddress(self._host, port)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -1,0 +1,433 @@
+"""`RayRun`: one run of a graph on Ray, as the driver sees it, from start to wind-down.
+
+The driver is the only one that decides how a component ended. It learns from three
+sources, and the first word on a component is final:
+
+- the reports its worker leaves with the run's coordinator (read in order by one follower):
+  log lines, progress, a failure, how it ended;
+- Ray, when a worker dies: the components of that worker that have not reported an end have
+  crashed;
+- its own clock: once the run stops, components that have not ended within the stop grace
+  have their worker killed, and end as stopped (or as failed, if they had said so).
+
+Nothing here talks to Prefect: `RayProcess` turns each component's end into its task run's
+final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+import logging
+import typing as _t
+import uuid
+
+from prefect_plugboard.component.component import Component
+from prefect_plugboard.component.log_lines import LogLine
+from prefect_plugboard.process.ray.placement import HostPlan
+from prefect_plugboard.process.ray.reports import (
+    Ended,
+    Failure,
+    HostGone,
+    HostReady,
+    Lines,
+    Progress,
+    Report,
+    apply_final_state,
+    apply_progress,
+)
+from prefect_plugboard.process.supervision import ComponentFailure, ReportedError
+from prefect_plugboard.process.wiring import WorkerPlan
+from prefect_plugboard.schemas.status import Status
+
+
+__all__ = ["COORDINATOR_TIMEOUT", "HOST_EXIT_TIMEOUT", "ComponentEnd", "RayRun"]
+
+_logger = logging.getLogger(__name__)
+
+COORDINATOR_TIMEOUT = 10.0
+"""Deadline (s) for a call to the coordinator that the driver waits on while a run ends."""
+HOST_EXIT_TIMEOUT = 10.0
+"""How long (s) a worker whose components have all ended may take to finish its task."""
+_WORKER_DEATHS = frozenset(
+    {"WorkerCrashedError", "NodeDiedError", "ActorDiedError", "OutOfMemoryError", "ObjectLostError"}
+)
+
+
+@dataclass(frozen=True)
+class ComponentEnd:
+    """How a component's run ended.
+
+    Attributes:
+        status: `COMPLETED`, `FAILED` or `STOPPED`.
+        message: Why, for its task run (empty when it completed).
+        error: What it raised, when it failed and the error could be sent back.
+        crashed: It did not end by itself: its worker died.
+    """
+
+    status: Status
+    message: str = ""
+    error: BaseException | None = None
+    crashed: bool = False
+
+
+class RayRun:
+    """A run of components on Ray workers: start, reports, stop, and the end of each one.
+
+    Args:
+        name: The process's name, for messages.
+        components: The driver's component objects, by name (kept current from reports).
+        hosts: The worker processes and the components each runs.
+        plans: Each component's wiring.
+        coordinator: The driver's `RunCoordinator`.
+        group: The run's placement group (bundle `i` for host `i`).
+        stop_grace: How long (s) components may take to stop before their workers are killed.
+        log_level: The lowest level of log lines the workers send.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        components: Mapping[str, Component],
+        hosts: Sequence[HostPlan],
+        plans: Mapping[str, WorkerPlan],
+        coordinator: _t.Any,
+        group: _t.Any,
+        stop_grace: float,
+        log_level: int = logging.INFO,
+    ) -> None:
+        self.run_id = f"{name}-{uuid.uuid4().hex[:12]}"
+        self.name = name
+        self.components = components
+        self.hosts = list(hosts)
+        self.plans = plans
+        self.coordinator = coordinator
+        self.group = group
+        self.stop_grace = stop_grace
+        self.log_level = log_level
+        loop = asyncio.get_running_loop()
+        self._ends: dict[str, asyncio.Future[ComponentEnd]] = {
+            name: loop.create_future() for name in components
+        }
+        self._host_of = {c: i for i, host in enumerate(self.hosts) for c in host.components}
+        self._sinks: dict[str, Callable[[Sequence[LogLine]], None]] = {}
+        self._held_lines: dict[str, list[LogLine]] = {name: [] for name in components}
+        self._reported: dict[str, str] = {}  # a component's failure, as reported
+        self._failures: list[ComponentFailure] = []
+        self._ready: set[int] = set()
+        self._ready_changed = asyncio.Event()
+        self._refs: list[_t.Any] = []
+        self._gone: dict[int, BaseException | None] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self._winding_down: asyncio.Task[None] | None = None
+        self.stop_reason: str | None = None
+        self.graceful = False
+
+    # ----- start ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Starts the workers and waits until every component is wired and initialised.
+
+        Raises:
+            ComponentError: A component's `init()` raised, or its worker could not run it
+                (`ComponentCrashedError`); everything started has been stopped.
+        """
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from prefect_plugboard.process.ray.host import HostSettings
+
+        body = _host_task()
+        for index, host in enumerate(self.hosts):
+            options = {
+                **host.resources.to_ray_options(),
+                "max_retries": 0,
+                "name": f"plugboard {self.name}: {', '.join(host.components)}",
+                "scheduling_strategy": PlacementGroupSchedulingStrategy(self.group, index),
+            }
+            self._refs.append(
+                body.options(**options).remote(
+                    HostSettings(self.run_id, index, self.log_level),
+                    [self.components[c] for c in host.components],
+                    {c: self.plans[c] for c in host.components},
+                    self.coordinator,
+                )
+            )
+        self._background.append(asyncio.ensure_future(self._follow()))
+        self._background += [
+            asyncio.ensure_future(self._watch(index, ref)) for index, ref in enumerate(self._refs)
+        ]
+        while len(self._ready) < len(self.hosts) and not any(f.done() for f in self._ends.values()):
+            await self._ready_changed.wait()
+            self._ready_changed.clear()
+        if len(self._ready) < len(self.hosts):
+            self.stop(f"process {self.name!r} could not start every component")
+            await self.finish()
+            failure = self.first_failure()
+            if failure is not None:
+                raise failure.to_error()
+
+    async def go(self, settings: Mapping[str, _t.Any]) -> None:
+        """Lets every component start stepping."""
+        await self.coordinator.go.remote(self.run_id, dict(settings))
+
+    # ----- what the Prefect side reads ------------------------------------------------------
+
+    def attach(self, component: str, sink: Callable[[Sequence[LogLine]], None]) -> None:
+        """Sends a component's log lines to `sink` from now on, the held ones first."""
+        held = self._held_lines.pop(component, [])
+        if held:
+            sink(held)
+        self._sinks[component] = sink
+
+    async def ended(self, component: str) -> ComponentEnd:
+        """Waits for a component's end."""
+        return await asyncio.shield(self._ends[component])
+
+    def first_failure(self) -> ComponentFailure | None:
+        """What the run raises: a worker's death if there was one, else the first failure."""
+        crashes = [f for f in self._failures if f.crashed]
+        return crashes[0] if crashes else (self._failures[0] if self._failures else None)
+
+    @property
+    def finished(self) -> bool:
+        """Whether every component has ended."""
+        return all(f.done() for f in self._ends.values())
+
+    # ----- stopping -------------------------------------------------------------------------
+
+    def stop(self, reason: str, *, graceful: bool = False) -> None:
+        """Stops every component (the first reason is kept).
+
+        Those that do not stop within the grace have their worker killed.
+        """
+        self.coordinator.stop.remote(self.run_id, reason, graceful)
+        self._stopping(reason, graceful)
+
+    async def finish(self) -> None:
+        """Waits until every component has ended (killing those that overstay a stop)."""
+        await asyncio.wait(self._ends.values())
+        if self._winding_down is not None:
+            await self._winding_down
+
+    async def close(self) -> None:
+        """Releases the run: its workers' tasks, its placement group, its coordinator room.
+
+        Call it once every component has ended.
+        """
+        from ray.util.placement_group import remove_placement_group
+
+        # Killed workers and finished ones: a worker whose task ends goes back to Ray's pool.
+        if self._refs:
+            await asyncio.wait(
+                [asyncio.ensure_future(_outcome(ref)) for ref in self._refs],
+                timeout=HOST_EXIT_TIMEOUT,
+            )
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await _ask(self.coordinator.forget, self.run_id)
+        remove_placement_group(self.group)
+
+    def _stopping(self, reason: str, graceful: bool) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.graceful = graceful
+        if self._winding_down is None:
+            self._winding_down = asyncio.ensure_future(self._wind_down())
+
+    async def _wind_down(self) -> None:
+        """Gives the components the grace to stop, then kills the workers of the rest."""
+        pending = [f for f in self._ends.values() if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=self.stop_grace)
+        late = sorted(name for name, f in self._ends.items() if not f.done())
+        if late:
+            why = (
+                f"{self.stop_reason}; it did not stop within {self.stop_grace:g} s, "
+                "so its worker was killed"
+            )
+            self._kill({self._host_of[name] for name in late}, why)
+
+    def _kill(self, hosts: set[int], why: str) -> None:
+        import ray
+
+        for index in sorted(hosts):
+            for name in self.hosts[index].components:
+                if self._ends[name].done():
+                    continue
+                _logger.warning("Component %r: %s", name, why)
+                reported = self._reported.get(name)
+                if reported is not None:
+                    self._settle(name, ComponentEnd(Status.FAILED, f"{reported} ({why})"))
+                else:
+                    self._settle(name, ComponentEnd(Status.STOPPED, why))
+            ray.cancel(self._refs[index], force=True)
+
+    # ----- reports --------------------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        """Reads the workers' reports from the coordinator, in order, until the run ends."""
+        cursor, stop_seen = 0, False
+        while not self.finished:
+            try:
+                updates = await self.coordinator.updates.remote(self.run_id, cursor, stop_seen)
+            except Exception as exc:  # noqa: BLE001 - without a coordinator the run cannot go on
+                self._coordinator_lost(exc)
+                return
+            cursor = updates.cursor
+            for report in updates.reports:
+                self._take(report)
+            if updates.stop_reason is not None and not stop_seen:
+                stop_seen = True
+                self._stopping(updates.stop_reason, updates.graceful)
+
+    def _take(self, report: Report) -> None:
+        if isinstance(report, Lines):
+            sink = self._sinks.get(report.component)
+            if sink is not None:
+                sink(report.lines)
+            else:
+                self._held_lines.setdefault(report.component, []).extend(report.lines)
+        elif isinstance(report, Progress):
+            if not self._ends[report.component].done():
+                apply_progress(self.components[report.component], report.status, report.stats)
+        elif isinstance(report, Failure):
+            self._reported.setdefault(report.component, report.error)
+            self._fail(report.component, ReportedError(report.error))
+        elif isinstance(report, Ended):
+            self._ended(report)
+        elif isinstance(report, HostReady):
+            self._ready.add(report.host)
+            self._ready_changed.set()
+        elif isinstance(report, HostGone):
+            self._host_gone(report.host)
+
+    def _ended(self, report: Ended) -> None:
+        name = report.component
+        if self._ends[name].done():
+            return
+        apply_final_state(self.components[name], report.final)
+        status = Status(report.status)
+        if status is Status.FAILED:
+            error: BaseException = ReportedError(self._reported.get(name, "failed"))
+            if report.error is not None:
+                try:
+                    error = _unpickle(report.error)
+                except Exception as exc:  # noqa: BLE001 - e.g. its class is unknown here
+                    _logger.warning("Component %r: its error could not be unpickled: %r", name, exc)
+            self._fail(name, error)
+            self._settle(name, ComponentEnd(status, str(error), error))
+        else:
+            self._settle(name, ComponentEnd(status, report.reason))
+
+    def _fail(self, name: str, error: BaseException) -> None:
+        """Records a component's failure; its real exception replaces the reported text."""
+        kind = type(self.components[name]).__name__
+        for index, failure in enumerate(self._failures):
+            if failure.component == name:
+                if isinstance(failure.exception, ReportedError) and not failure.crashed:
+                    self._failures[index] = ComponentFailure(name, kind, error)
+                return
+        self._failures.append(ComponentFailure(name, kind, error))
+
+    # ----- workers that end or die ----------------------------------------------------------
+
+    async def _watch(self, index: int, ref: _t.Any) -> None:
+        """Waits for a worker's task; then tells the follower, after the worker's reports."""
+        outcome = await _outcome(ref)
+        self._gone[index] = outcome if isinstance(outcome, BaseException) else None
+        try:
+            await asyncio.wait_for(
+                self.coordinator.report.remote(self.run_id, [HostGone(index)]),
+                COORDINATOR_TIMEOUT,
+            )
+        except Exception as exc:  # noqa: BLE001 - the follower notices the coordinator is gone
+            _logger.debug("Could not tell the coordinator that worker %d ended: %r", index, exc)
+
+    def _host_gone(self, index: int) -> None:
+        """A worker's task has ended: whatever of it has not ended by now has crashed."""
+        names = [c for c in self.hosts[index].components if not self._ends[c].done()]
+        if not names:
+            return
+        error = self._gone.get(index) or RuntimeError(
+            "its worker ended without saying how its components ended"
+        )
+        died = type(error).__name__ in _WORKER_DEATHS
+        what = "crashed (its worker died)" if died else "could not run on its worker"
+        for name in names:
+            self._crash(name, error, what)
+
+    def _crash(self, name: str, error: BaseException, what: str) -> None:
+        component = self.components[name]
+        self._failures.append(
+            ComponentFailure(name, type(component).__name__, error, crashed=True, what=what)
+        )
+        component.status = Status.FAILED
+        message = f"Component {name!r} {what}: {error}"
+        self._settle(name, ComponentEnd(Status.FAILED, message, error, crashed=True))
+        self.stop(f"stopped because component {name!r} crashed")
+
+    def _coordinator_lost(self, error: BaseException) -> None:
+        import ray
+
+        _logger.warning("The coordinator of run %s is gone: %r", self.run_id, error)
+        if self.stop_reason is None:
+            self.stop_reason = "the run's coordinator is gone"
+        for name, end in self._ends.items():
+            if not end.done():
+                self._crash(name, error, "crashed (the run's coordinator is gone)")
+        for ref in self._refs:
+            ray.cancel(ref, force=True)
+
+    def _settle(self, name: str, end: ComponentEnd) -> None:
+        future = self._ends[name]
+        if future.done():
+            return
+        if not self.components[name].status.is_terminal:
+            self.components[name].status = end.status
+        future.set_result(end)
+        self._ready_changed.set()  # `start` also waits for a component that ends early
+
+
+def _host_task() -> _t.Any:
+    """The Ray remote function of a host (made once per process)."""
+    global _HOST_TASK  # noqa: PLW0603 - one remote function, exported to Ray once
+    if _HOST_TASK is None:
+        import ray
+
+        from prefect_plugboard.process.ray.host import run_host
+
+        _HOST_TASK = ray.remote(run_host)
+    return _HOST_TASK
+
+
+_HOST_TASK: _t.Any = None
+
+
+async def _outcome(ref: _t.Any) -> _t.Any:
+    """What a worker's task returned, or the exception if it raised or its worker died."""
+    try:
+        return await ref
+    except Exception as exc:  # noqa: BLE001 - a Ray error means the task or its worker is gone
+        return exc
+
+
+async def _ask(method: _t.Any, *args: _t.Any) -> _t.Any:
+    """Calls a coordinator method, bounded; `None` if the coordinator is gone."""
+    try:
+        return await asyncio.wait_for(method.remote(*args), COORDINATOR_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - the run is ending anyway
+        _logger.warning("Could not reach the run's coordinator: %r", exc)
+        return None
+
+
+def _unpickle(data: bytes) -> BaseException:
+    from ray import cloudpickle
+
+    error = cloudpickle.loads(data)
+    if not isinstance(error, BaseException):
+        msg = f"expected an exception, got {type(error).__name__}"
+        raise TypeError(msg)
+    return error
