@@ -94,15 +94,9 @@ def ray_leftovers() -> list[str]:
     return left
 
 
-def wire(
-    source: str, target: str, fields: Iterable[str], maxsize: int | None = None
-) -> list[AsyncioConnector]:
-    """One connector per field from component `source` to component `target`."""
-    size = {} if maxsize is None else {"maxsize": maxsize}
-    return [
-        AsyncioConnector(spec=ConnectorSpec(source=f"{source}.{f}", target=f"{target}.{f}"), **size)
-        for f in fields
-    ]
+def wire(source: str, target: str, fields: Iterable[str], **settings: _t.Any) -> list[_t.Any]:
+    """Connectors from each of `fields` of component `source` to the same field of `target`."""
+    return connect(*(f"{source}.{f} -> {target}.{f}" for f in fields), **settings)
 
 
 def error_text(exc: BaseException) -> str:

@@ -16,11 +16,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from prefect_plugboard import AsyncioConnector, ConnectorSpec, LocalProcess, PlugboardError
+from prefect_plugboard import LocalProcess, PlugboardError
 from prefect_plugboard.exceptions import IOStreamClosedError, ValidationError
 from prefect_plugboard.library import FileReader, FileWriter
 from prefect_plugboard.testing import Collector, ListSource, run_in_memory
-from tests.helpers import error_text, wire
+from tests.helpers import connect, error_text, wire
 
 
 TABLE = pa.table(
@@ -126,15 +126,11 @@ async def test_a_csv_file_names_its_columns_even_without_rows(tmp_path: Path) ->
             ListSource(name="b", items=[]),
             FileWriter(name="save", path=target, field_names=["time", "value"]),
         ],
-        connectors=[*_to("a.x", "save.time"), *_to("b.x", "save.value")],
+        connectors=connect("a.x -> save.time", "b.x -> save.value"),
     )
     await run_in_memory(process)
     with target.open() as f:
         assert list(csv.reader(f)) == [["time", "value"]]
-
-
-def _to(source: str, target: str) -> list[AsyncioConnector]:
-    return [AsyncioConnector(spec=ConnectorSpec(source=source, target=target))]
 
 
 async def test_a_csv_is_read_with_a_type_per_column(tmp_path: Path) -> None:
@@ -250,7 +246,7 @@ async def test_a_missing_file_fails_naming_the_component_and_the_path(
     url = path if "://" in path else str(tmp_path / path)
     process = LocalProcess(
         components=[FileReader(name="read", path=url, field_names=["x"]), Collector(name="s")],
-        connectors=_to("read.x", "s.x"),
+        connectors=connect("read.x -> s.x"),
     )
     text = await _failure(process)
     assert "FileReader 'read'" in text and url in text and "no file" in text

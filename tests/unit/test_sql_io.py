@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from prefect_plugboard import AsyncioConnector, ConnectorSpec, LocalProcess, PlugboardError
+from prefect_plugboard import LocalProcess, PlugboardError
 from prefect_plugboard.exceptions import ValidationError
 from prefect_plugboard.library import SQLReader, SQLWriter
 from prefect_plugboard.testing import Collector, ListSource, run_in_memory
-from tests.helpers import error_text, free_port, wire
+from tests.helpers import connect, error_text, free_port, wire
 
 
 ROWS = [(i, f"name-{i}", i * 0.5) for i in range(12)]
@@ -82,16 +82,12 @@ async def test_a_writer_appends_to_an_existing_table_in_chunks(sqlite_file: Path
                 chunk_size=2,
             ),
         ],
-        connectors=_connect(("ids.x", "save.num"), ("labels.label", "save.label")),
+        connectors=connect("ids.x -> save.num", "labels.label -> save.label"),
     )
     await run_in_memory(process)
     with sqlite3.connect(sqlite_file) as db:
         added = db.execute("SELECT num, label, score FROM items WHERE num >= 100").fetchall()
     assert added == [(100, "x", None), (101, "y", None), (102, "z", None)]
-
-
-def _connect(*pairs: tuple[str, str]) -> list[AsyncioConnector]:
-    return [AsyncioConnector(spec=ConnectorSpec(source=s, target=t)) for s, t in pairs]
 
 
 async def test_a_table_without_the_fields_columns_is_refused(sqlite_file: Path) -> None:
@@ -127,7 +123,7 @@ async def test_a_database_that_cannot_be_reached_fails_without_showing_the_passw
     url = f"postgresql://analyst:s3cret@127.0.0.1:{free_port()}/warehouse"
     reader = SQLReader(name="read", connection_string=url, query="SELECT 1 AS x", field_names=["x"])
     process = LocalProcess(
-        components=[reader, Collector(name="s")], connectors=_connect(("read.x", "s.x"))
+        components=[reader, Collector(name="s")], connectors=connect("read.x -> s.x")
     )
     text_ = await _failure(process)
     assert "SQLReader 'read': cannot connect to postgresql+asyncpg://analyst:***@127.0.0.1" in text_

@@ -13,10 +13,8 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from prefect_plugboard import (
     IO,
-    AsyncioConnector,
     Component,
     ComponentArgsDict,
-    ConnectorSpec,
     LocalProcess,
     PlugboardError,
     Status,
@@ -24,7 +22,7 @@ from prefect_plugboard import (
 )
 from prefect_plugboard.library import WebsocketReader, WebsocketWriter
 from prefect_plugboard.testing import ListSource, run_in_memory
-from tests.helpers import error_text, free_port
+from tests.helpers import connect, error_text, free_port
 
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
@@ -58,9 +56,7 @@ def _reader_model(reader: WebsocketReader, count: int) -> tuple[LocalProcess, St
     sink = StopAfter(name="sink", count=count)
     process = LocalProcess(
         components=[reader, sink],
-        connectors=[
-            AsyncioConnector(spec=ConnectorSpec(source="read.message", target="sink.message"))
-        ],
+        connectors=connect("read.message -> sink.message"),
     )
     return process, sink
 
@@ -127,9 +123,7 @@ async def test_a_writer_sends_each_value_as_json() -> None:
                 ListSource(name="src", items=[{"a": 1}, [2, 3], "four"], field="message"),
                 WebsocketWriter(name="send", uri=uri, parse_json=True),
             ],
-            connectors=[
-                AsyncioConnector(spec=ConnectorSpec(source="src.message", target="send.message"))
-            ],
+            connectors=connect("src.message -> send.message"),
         )
         await asyncio.wait_for(run_in_memory(process), 20)
         await asyncio.wait_for(all_arrived.wait(), 10)
@@ -150,11 +144,7 @@ async def test_a_server_that_cannot_be_reached_fails_naming_the_component_and_ur
     source, target = ("ws", "other") if cls is WebsocketReader else ("other", "ws")
     process = LocalProcess(
         components=[component, other],
-        connectors=[
-            AsyncioConnector(
-                spec=ConnectorSpec(source=f"{source}.message", target=f"{target}.message")
-            )
-        ],
+        connectors=connect(f"{source}.message -> {target}.message"),
     )
     with pytest.raises(PlugboardError) as info:
         await asyncio.wait_for(run_in_memory(process), 20)
