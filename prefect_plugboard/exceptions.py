@@ -12,8 +12,11 @@ PlugboardError
 │   └── ComponentCrashedError           the worker running a component died
 ├── ProcessStateError (RuntimeError)    a process method was called in the wrong state
 ├── RayConnectionError (ConnectionError) the Ray cluster to join is unreachable or refused us
-└── ChannelError                        a channel could not carry a message
-    └── ChannelClosedError              a channel was used after it was closed
+├── ChannelError                        a channel could not carry a message
+│   └── ChannelClosedError              a channel was used after it was closed
+├── DataIOError (OSError)               a library reader/writer cannot use its file, table or server
+├── IOStreamClosedError                 a component's stream has ended (e.g. a reader past its end)
+└── NoMoreDataException                 a `DataReader._fetch` has no more data (ends the reader)
 ```
 """
 
@@ -28,7 +31,10 @@ __all__ = [
     "ChannelError",
     "ComponentCrashedError",
     "ComponentError",
+    "DataIOError",
+    "IOStreamClosedError",
     "Issue",
+    "NoMoreDataException",
     "PlugboardError",
     "ProcessStateError",
     "RayConnectionError",
@@ -114,6 +120,27 @@ class ChannelError(PlugboardError):
 
 class ChannelClosedError(ChannelError):
     """A message was sent on a channel after its sender closed it."""
+
+
+class DataIOError(PlugboardError, OSError):
+    """A library reader or writer cannot use its data.
+
+    A missing file, a table without the columns it needs, a database or server it cannot
+    reach, values that do not fit the file.
+
+    The message names the component and the path or URL (with any password hidden).
+    """
+
+
+class IOStreamClosedError(PlugboardError):
+    """A component's stream has ended, e.g. a `DataReader` stepped past its last row.
+
+    A `step()` that raises it ends the component as `io.close()` does (plugboard's rule).
+    """
+
+
+class NoMoreDataException(PlugboardError):
+    """Raised by a `DataReader._fetch()` when its source has no more data."""
 
 
 class RayConnectionError(PlugboardError, ConnectionError):

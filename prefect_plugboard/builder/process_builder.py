@@ -517,12 +517,42 @@ def _keyword_names(function: _t.Callable[..., _t.Any]) -> set[str]:
     return names
 
 
+def _passed_on_names(cls: type[Component]) -> tuple[set[str], set[str]]:
+    """Keyword arguments a constructor passes on with `**kwargs`: accepted, and required.
+
+    Accepted: the named arguments of the base classes' constructors it forwards to, and the
+    keys of a `**kwargs: Unpack[SomeArgsDict]` annotation; required: that dict's required keys.
+    """
+    accepted: set[str] = set()
+    for klass in cls.__mro__[1:]:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        accepted |= _keyword_names(init)
+        params = inspect.signature(init).parameters.values()
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    required: set[str] = set()
+    try:
+        hints = _t.get_type_hints(cls.__init__, include_extras=True)
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve: names only
+        hints = {}
+    for hint in hints.values():
+        if _t.get_origin(hint) is _t.Unpack:
+            (args_dict,) = _t.get_args(hint)
+            accepted |= set(getattr(args_dict, "__optional_keys__", ()))
+            required |= set(getattr(args_dict, "__required_keys__", ()))
+    accepted |= required
+    return accepted, required - {"name"}
+
+
 def _check_arguments(cls: type[Component], kwargs: Mapping[str, _t.Any]) -> list[tuple[str, str]]:
     """Arguments that do not fit `cls`'s constructor: unknown ones, and required ones missing."""
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
     takes_common = any(p.kind is p.VAR_KEYWORD for p in params)
     named = _keyword_names(cls.__init__)
-    accepted = named | (_COMMON_ARGS if takes_common else set())
+    passed_on, required = _passed_on_names(cls) if takes_common else (set(), set())
+    accepted = named | passed_on | (_COMMON_ARGS if takes_common else set())
     problems = []
     for key in kwargs:
         if key not in accepted:
@@ -540,6 +570,8 @@ def _check_arguments(cls: type[Component], kwargs: Mapping[str, _t.Any]) -> list
             and param.name not in kwargs
         ):
             problems.append(("", f"{cls.__name__} needs the argument {param.name!r}"))
+    for key in sorted(required - set(kwargs) - named):
+        problems.append(("", f"{cls.__name__} needs the argument {key!r}"))
     return problems
 
 

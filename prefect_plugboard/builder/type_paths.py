@@ -16,12 +16,33 @@ PLUGBOARD_ALIASES: dict[str, str] = {
     "plugboard.process.RayProcess": "prefect_plugboard.process.RayProcess",
     "plugboard.connector.AsyncioConnector": "prefect_plugboard.connector.AsyncioConnector",
     "plugboard.connector.RayConnector": "prefect_plugboard.connector.RayConnector",
-    "plugboard.library.FileWriter": "prefect_plugboard.library.FileWriter",
-    "plugboard.library.FileReader": "prefect_plugboard.library.FileReader",
-    "plugboard.library.file_io.FileWriter": "prefect_plugboard.library.file_io.FileWriter",
-    "plugboard.library.file_io.FileReader": "prefect_plugboard.library.file_io.FileReader",
 }
 """plugboard's class paths and the classes here that take their place."""
+
+_LIBRARY: dict[str, tuple[str, ...]] = {
+    "data_reader": ("DataReader",),
+    "data_writer": ("DataWriter",),
+    "file_io": ("FileReader", "FileWriter"),
+    "sql_io": ("SQLReader", "SQLWriter"),
+    "websocket_io": ("WebsocketBase", "WebsocketReader", "WebsocketWriter"),
+}
+for _module, _names in _LIBRARY.items():
+    for _name in _names:
+        PLUGBOARD_ALIASES[f"plugboard.library.{_name}"] = f"prefect_plugboard.library.{_name}"
+        PLUGBOARD_ALIASES[f"plugboard.library.{_module}.{_name}"] = (
+            f"prefect_plugboard.library.{_module}.{_name}"
+        )
+
+_NOT_PROVIDED: dict[str, str] = {
+    "plugboard.library.LLMChat": "LLM components need a model service; they are not provided",
+    "plugboard.library.LLMImageProcessor": (
+        "LLM components need a model service; they are not provided"
+    ),
+    "plugboard.library.llm.LLMChat": "LLM components need a model service; they are not provided",
+    "plugboard.library.llm.LLMImageProcessor": (
+        "LLM components need a model service; they are not provided"
+    ),
+}
 
 
 class TypeNotFound(Exception):
@@ -40,6 +61,9 @@ def resolve_type(path: str, base: type, kind: str) -> type:
         TypeNotFound: The module cannot be imported (missing, or failing), the module has no
             such name (with a did-you-mean), or the class is not a `base`.
     """
+    if path in _NOT_PROVIDED:
+        msg = f"{path!r}: {_NOT_PROVIDED[path]}"
+        raise TypeNotFound(msg)
     target = PLUGBOARD_ALIASES.get(path, path)
     if target.startswith("plugboard.") and target not in PLUGBOARD_ALIASES.values():
         known = ", ".join(sorted(PLUGBOARD_ALIASES))

@@ -22,6 +22,7 @@ import typing as _t
 from prefect_plugboard.component.component import Component, RunStats
 from prefect_plugboard.connector.channel import EMPTY, EndOfStream, Inbox, Sender
 from prefect_plugboard.events.event import Event, StopEvent
+from prefect_plugboard.exceptions import IOStreamClosedError
 from prefect_plugboard.schemas.status import Status
 
 
@@ -267,6 +268,10 @@ class ComponentRunner:
                     slice_ends = clock() + TIME_SLICE
         except EndOfStream:
             pass
+        except IOStreamClosedError:
+            # plugboard's rule: a step that raises it ends the stream, as `io.close()` does.
+            steps += 1
+            io._close_requested = True
         finally:
             publish(steps, steps - 1 if io.is_closed and steps else steps)
 
@@ -305,7 +310,10 @@ class ComponentRunner:
 
         async def step_and_send() -> None:
             nonlocal steps, known_attributes
-            await component.step()
+            try:
+                await component.step()
+            except IOStreamClosedError:  # ends the stream, as in `_step_until_done`
+                io._close_requested = True
             steps += 1
             if io._event_queue:
                 await self._publish_events()

@@ -33,7 +33,8 @@ def test_seed_names_import_from_the_plugboard_style_modules(module: str) -> None
 
 def test_lazy_exports_match_their_lists() -> None:
     process = importlib.import_module("prefect_plugboard.process")
-    for module in (prefect_plugboard, process):
+    library = importlib.import_module("prefect_plugboard.library")
+    for module in (prefect_plugboard, process, library):
         public = set(module._PUBLIC)
         assert public == set(module.__all__) - {"__version__"}
         for name in public:
