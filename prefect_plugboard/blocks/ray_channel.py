@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import typing as _t
 
 from pydantic import Field
@@ -10,13 +9,12 @@ from pydantic import Field
 from prefect_plugboard.blocks.channel_block import DOCUMENTATION_URL, ChannelBlock
 from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, RayConnector
-from prefect_plugboard.schemas.connector import ConnectorSpec
 
 
 __all__ = ["RayChannelBlock"]
 
 
-class RayChannelBlock(ChannelBlock):
+class RayChannelBlock(ChannelBlock[RayConnector]):
     """Settings of the channels between the components of a `RayProcess`.
 
     Builds `RayConnector`s: each sender streams straight to its receiver, packing up to
@@ -78,11 +76,3 @@ class RayChannelBlock(ChannelBlock):
     def connector_settings(self) -> dict[str, _t.Any]:
         """Returns the settings of every connector built from this block."""
         return {"maxsize": self.maxsize, "batch_size": self.batch_size}
-
-    def build(self, spec: ConnectorSpec | Mapping[str, _t.Any]) -> RayConnector:
-        """Returns a `RayConnector` for `spec` with this block's `maxsize` and `batch_size`.
-
-        Args:
-            spec: The source and target fields.
-        """
-        return RayConnector(spec, maxsize=self.maxsize, batch_size=self.batch_size)

@@ -10,10 +10,6 @@ from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.schemas.connector import ConnectorSpec
 
 
-if _t.TYPE_CHECKING:
-    from prefect_plugboard.blocks.ray_channel import RayChannelBlock
-
-
 __all__ = ["DEFAULT_BATCH_SIZE", "RayConnector"]
 
 DEFAULT_BATCH_SIZE = 512
@@ -56,35 +52,6 @@ class RayConnector(Connector):
             msg = f"batch_size of connector {self.spec} must be an int >= 1, got {batch_size!r}"
             raise ValueError(msg)
         self.batch_size = batch_size
-
-    @classmethod
-    def from_block(
-        cls,
-        block: RayChannelBlock | str,
-        spec: ConnectorSpec | Mapping[str, _t.Any],
-    ) -> RayConnector:
-        """Returns a connector for `spec` with the settings of a saved channel block.
-
-        Example:
-            ```python
-            spec = ConnectorSpec(source="a.x", target="b.x")
-            RayConnector.from_block("plugboard-ray-channel/ray-default", spec)
-            ```
-
-        Args:
-            block: A `RayChannelBlock`, or the `"<block type slug>/<name>"` of a saved one
-                (loaded from the Prefect API).
-            spec: The source and target fields.
-
-        Raises:
-            ValidationError: The block cannot be loaded, or is not a `RayChannelBlock`.
-        """
-        from prefect_plugboard.blocks import RayChannelBlock, resolve_channel_block
-
-        channel = resolve_channel_block(
-            block, RayChannelBlock, needed_by=f"{cls.__name__}.from_block"
-        )
-        return cls(spec, **channel.connector_settings())
 
     def settings(self) -> dict[str, _t.Any]:
         """Returns the connector's settings."""

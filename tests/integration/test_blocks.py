@@ -21,7 +21,6 @@ import yaml
 
 from prefect_plugboard import (
     IO,
-    AsyncioConnector,
     Component,
     ComponentArgsDict,
     ConnectorSpec,
@@ -36,6 +35,7 @@ from prefect_plugboard.blocks import (
     ChannelBlock,
     RayChannelBlock,
     load_channel_block,
+    resolve_channel_block,
 )
 from prefect_plugboard.process.ray.stream import HIGH_WATER
 from prefect_plugboard.testing import Collector, ListSource, PassThrough
@@ -43,6 +43,7 @@ from prefect_plugboard.testing import Collector, ListSource, PassThrough
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).parent / "prefect")
+CLI = str(Path(sys.executable).parent / "prefect-plugboard")
 SPEC = ConnectorSpec(source="a.x", target="b.x")
 
 
@@ -50,7 +51,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-async def saved(block: ChannelBlock, prefix: str) -> str:
+async def saved(block: ChannelBlock[_t.Any], prefix: str) -> str:
     """Saves `block` under a fresh name; returns its reference."""
     name = unique(prefix)
     await block.asave(name)
@@ -135,18 +136,18 @@ async def test_the_prefect_cli_registers_both_block_types(prefect_api: str) -> N
 
 
 @pytest.mark.slow  # a process of its own
-async def test_the_save_script_saves_every_document_and_replaces_only_when_asked(
+async def test_blocks_save_saves_every_document_and_replaces_only_when_asked(
     prefect_api: str, tmp_path: Path
 ) -> None:
-    script = str(ROOT / "blocks" / "save_blocks.py")
-    ready = sorted((ROOT / "blocks").glob("*.yaml"))
+    save = (CLI, "blocks", "save")
+    ready = sorted((ROOT / "examples" / "blocks").glob("*.yaml"))
     own = tmp_path / "own.yaml"
     name = unique("script")
     own.write_text(
         f"block_type_slug: plugboard-asyncio-channel\nname: {name}\ndata:\n  maxsize: 5\n"
     )
 
-    first = run(sys.executable, script, *map(str, ready), str(own), api=prefect_api)
+    first = run(*save, *map(str, ready), str(own), api=prefect_api)
     assert f"Saved plugboard-asyncio-channel/{name} (maxsize=5)" in first.stdout
     assert "$ prefect block ls" in first.stdout
     for path in ready:
@@ -155,21 +156,21 @@ async def test_the_save_script_saves_every_document_and_replaces_only_when_asked
         assert block.model_dump(include=set(document["data"])) == document["data"]
 
     own.write_text(own.read_text().replace("maxsize: 5", "maxsize: 6"))
-    second = run(sys.executable, script, str(ready[0]), str(own), api=prefect_api, check=False)
+    second = run(*save, str(ready[0]), str(own), api=prefect_api, check=False)
     assert second.returncode == 1
     assert "Unchanged " in second.stdout
     assert f"Skipped plugboard-asyncio-channel/{name}: it is saved with maxsize=5" in second.stdout
     saved: AsyncioChannelBlock = await AsyncioChannelBlock.aload(name)
     assert saved.maxsize == 5
 
-    third = run(sys.executable, script, "--overwrite", str(own), api=prefect_api)
+    third = run(*save, "--overwrite", str(own), api=prefect_api)
     assert f"Overwrote plugboard-asyncio-channel/{name} (maxsize=6)" in third.stdout
     saved = await AsyncioChannelBlock.aload(name)
     assert saved.maxsize == 6
 
 
 @pytest.mark.slow  # a process of its own
-async def test_the_save_script_checks_every_document_before_saving_any(
+async def test_blocks_save_checks_every_document_before_saving_any(
     prefect_api: str, tmp_path: Path
 ) -> None:
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
@@ -178,8 +179,7 @@ async def test_the_save_script_checks_every_document_before_saving_any(
         f"block_type_slug: plugboard-ray-channel\nname: {good_name}\ndata: {{maxsize: 1}}\n"
     )
     bad.write_text("block_type_slug: plugboard-ray-channel\nname: bad\ndata: {maxsize: -1}\n")
-    script = str(ROOT / "blocks" / "save_blocks.py")
-    result = run(sys.executable, script, str(good), str(bad), api=prefect_api, check=False)
+    result = run(CLI, "blocks", "save", str(good), str(bad), api=prefect_api, check=False)
     assert result.returncode == 2
     assert f"{bad}: data.maxsize: Input should be greater than or equal to 0" in result.stderr
     assert "Nothing was saved." in result.stderr
@@ -369,7 +369,9 @@ def most_in_transit(payload_bytes: int, batch_size: int) -> int:
     return batch_size + math.ceil(buffered / frame) * batch_size + batch_size + 1
 
 
-async def run_on_ray(block: ChannelBlock, wait_for_items: int = 0) -> tuple[list[int], list[int]]:
+async def run_on_ray(
+    block: ChannelBlock[_t.Any], wait_for_items: int = 0
+) -> tuple[list[int], list[int]]:
     """Runs the source and the slow sink on Ray; returns what arrived and the source's leads."""
     import ray
 
@@ -502,7 +504,7 @@ async def test_a_block_of_the_wrong_type_is_refused_before_anything_starts() -> 
     before = await count_flow_runs()
 
     with pytest.raises(ValidationError) as info:
-        AsyncioConnector.from_block(ray_reference, SPEC)
+        resolve_channel_block(ray_reference, AsyncioChannelBlock).build(SPEC)
     message = str(info.value)
     assert f"channel block {ray_reference!r}" in message
     assert "needs a block of type AsyncioChannelBlock" in message
@@ -516,7 +518,7 @@ async def test_a_block_of_the_wrong_type_is_refused_before_anything_starts() -> 
     assert "s3cr3t" not in message
 
     assert await count_flow_runs() == before
-    assert type(RayConnector.from_block(ray_reference, SPEC)) is RayConnector
+    assert type(resolve_channel_block(ray_reference, RayChannelBlock).build(SPEC)) is RayConnector
 
 
 async def test_a_malformed_or_misspelt_reference_gets_a_suggestion() -> None:
