@@ -8,9 +8,13 @@ derives from it too (a `ValidationError` is a `ValueError`).
 PlugboardError
 ├── ValidationError (ValueError)        the graph or its configuration is invalid; `.issues`
 │   └── ResourceError                   the Ray cluster cannot give the graph what it asks for
+├── IOSetupError (TypeError)            a component class declares no fields and no events
 ├── ComponentError                      a component raised; `.component`; the cause is kept
 │   └── ComponentCrashedError           the worker running a component died
+├── ConstraintError                     a component found a constraint violated; `.objective_value`
 ├── ProcessStateError (RuntimeError)    a process method was called in the wrong state
+│   └── NotInitialisedError             `step()` before `init()`
+├── IOStreamClosedError                 a component driven by hand has no more input
 ├── RayConnectionError (ConnectionError) the Ray cluster to join is unreachable or refused us
 └── ChannelError                        a channel could not carry a message
     └── ChannelClosedError              a channel was used after it was closed
@@ -28,7 +32,11 @@ __all__ = [
     "ChannelError",
     "ComponentCrashedError",
     "ComponentError",
+    "ConstraintError",
+    "IOSetupError",
+    "IOStreamClosedError",
     "Issue",
+    "NotInitialisedError",
     "PlugboardError",
     "ProcessStateError",
     "RayConnectionError",
@@ -104,8 +112,46 @@ class ComponentCrashedError(ComponentError):
     """The worker running a component died (killed, out of memory, node lost)."""
 
 
+class ConstraintError(PlugboardError):
+    """A component found one of the model's constraints violated; the run ends with it.
+
+    Raise it from a component (`raise ConstraintError("pressure above 5 bar")`): every other
+    component stops, and `run()` raises this error, with the component named, instead of a
+    `ComponentError`. A tuner scores the trial with `objective_value` (or the worst value).
+
+    Args:
+        *args: The message: which constraint, and by how much.
+        objective_value: The objective to report for this run instead of the worst value.
+
+    Attributes:
+        objective_value: As given.
+        component: The name of the component that raised it (set when the run ends).
+    """
+
+    def __init__(self, *args: object, objective_value: float | None = None) -> None:
+        super().__init__(*args)
+        self.objective_value = objective_value
+        self.component: str | None = None
+
+
+class IOSetupError(PlugboardError, TypeError):
+    """A concrete component class declares no input or output fields and no events."""
+
+
+class IOStreamClosedError(PlugboardError):
+    """A component driven by hand (`await component.step()`) has no more input to step on.
+
+    Its input channel ended, or the component closed its own output. `component.run()` ends
+    when it sees this error.
+    """
+
+
 class ProcessStateError(PlugboardError, RuntimeError):
     """A process method was called when the process was in the wrong state."""
+
+
+class NotInitialisedError(ProcessStateError):
+    """`process.step()` was called before `process.init()`."""
 
 
 class ChannelError(PlugboardError):
