@@ -170,10 +170,10 @@ CASES: list[tuple[str, Callable[[str], str], list[str], str]] = [
         "unprovided-plugboard-class",
         replace(
             "  process:\n",
-            "  process:\n    connector_builder:\n      type: plugboard.connector.ZMQConnector\n",
+            "  process:\n    connector_builder:\n      type: plugboard.connector.RabbitMQConnector\n",
         ),
         [
-            "'plugboard.connector.ZMQConnector' is a plugboard class that prefect-plugboard "
+            "'plugboard.connector.RabbitMQConnector' is a plugboard class that prefect-plugboard "
             "does not provide"
         ],
         "plugboard.process.connector_builder.type (model.yaml:4)",
