@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 import inspect
 import logging
 import re
+import sys
+import types
 import typing as _t
 
 from prefect_plugboard.component import hand
@@ -147,7 +149,7 @@ class Component:
         declared_resources = cls.__dict__.get("resources")
         if isinstance(declared_resources, Mapping):
             cls.resources = Resource.model_validate(declared_resources)
-        if merged.is_empty and not _may_add_fields(cls):
+        if merged.is_empty and not _may_add_fields(cls) and not _rebuilt_by_cloudpickle():
             msg = (
                 f"{cls.__qualname__} declares no input or output fields and no events; declare "
                 "them with `io = IO(inputs=[...], outputs=[...])` (or make the class abstract)"
@@ -320,6 +322,20 @@ def _may_add_fields(cls: type[Component]) -> bool:
     if ABC in cls.__bases__ or inspect.isabstract(cls):
         return True
     return any("__init__" in vars(klass) for klass in cls.__mro__[: cls.__mro__.index(Component)])
+
+
+def _rebuilt_by_cloudpickle() -> bool:
+    """Whether the class being made is cloudpickle's empty skeleton of a shipped class.
+
+    cloudpickle (Ray) rebuilds a class by value as an empty class first and fills in its
+    attributes afterwards, so the class looks as if it declared nothing while it is made.
+    """
+    frame: types.FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "_make_skeleton_class":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _track_populated_fields(cls: type[Component]) -> None:

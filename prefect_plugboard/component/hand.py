@@ -42,6 +42,8 @@ class HandWiring:
         events_out: Per event type (its `safe_type`), the channel it is published on.
         initial: Initial values still to be consumed, per input field.
         populated: Input fields an event handler has set since the last step.
+        held: Events whose handler would set a field that already has its value for the
+            coming step: they wait for the step after, as a second value on a channel would.
     """
 
     inputs: dict[str, list[Channel]] = field(default_factory=dict)
@@ -50,6 +52,7 @@ class HandWiring:
     events_out: dict[str, Channel] = field(default_factory=dict)
     initial: dict[str, deque[_t.Any]] = field(default_factory=dict)
     populated: set[str] = field(default_factory=set)
+    held: deque[Event] = field(default_factory=deque)
     _receiving: dict[int, asyncio.Future[_t.Any]] = field(default_factory=dict)
 
 
@@ -145,10 +148,14 @@ async def _read(component: Component, wiring: HandWiring) -> bool:
         values = await asyncio.gather(*(_receive(component, wiring, f) for f in waiting))
         state.update(zip(waiting, values, strict=True))
     listens = bool(wiring.events_in)
-    if listens and not io.inputs and not io.outputs and not io.output_events:
-        await _handle(component, wiring, await _next_event(component, wiring))
+    waiting_events = list(wiring.held)
+    wiring.held.clear()
+    if listens and not waiting_events and not (io.inputs or io.outputs or io.output_events):
+        waiting_events.append(await _next_event(component, wiring))
     while listens and (event := _event_nowait(component, wiring)) is not None:
-        await _handle(component, wiring, event)
+        waiting_events.append(event)
+    for event in waiting_events:
+        await _offer(component, wiring, event)
     if io.inputs:
         by_events = {f for fields in io.event_field_coverage.values() for f in fields}
         needed = {f for f in by_events if f not in wiring.inputs} if listens else set()
@@ -212,8 +219,13 @@ def _event_nowait(component: Component, wiring: HandWiring) -> Event | None:
     return None
 
 
-async def _handle(component: Component, wiring: HandWiring, event: Event) -> None:
-    wiring.populated |= await handle_event(component, event)
+async def _offer(component: Component, wiring: HandWiring, event: Event) -> None:
+    handler = type(component)._event_handlers.get(event.type)
+    sets = set(handler[1]) if handler is not None else set()
+    if sets & wiring.populated or any(e.type == event.type for e in wiring.held):
+        wiring.held.append(event)
+    else:
+        wiring.populated |= await handle_event(component, event)
 
 
 async def handle_event(component: Component, event: Event) -> set[str]:
