@@ -204,6 +204,8 @@ class Component:
         # exist. At run time an unknown attribute is an AttributeError, not a silent None.
         def __getattr__(self, name: str) -> _t.Any: ...
 
+        def __setattr__(self, name: str, value: _t.Any) -> None: ...
+
     # ----- lifecycle hooks ------------------------------------------------------------------
 
     async def init(self) -> None:
@@ -353,7 +355,7 @@ def _track_populated_fields(cls: type[Component]) -> None:
             if assigned is not None:
                 assigned.add(name)
 
-    cls.__setattr__ = __setattr__  # type: ignore[method-assign,assignment]
+    cls.__setattr__ = __setattr__  # type: ignore[method-assign]
 
 
 def _collect_handlers(cls: type[Component]) -> dict[str, tuple[str, tuple[str, ...]]]:

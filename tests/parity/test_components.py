@@ -27,6 +27,7 @@ from prefect_plugboard.exceptions import (
 )
 from prefect_plugboard.process import LocalProcess
 from prefect_plugboard.schemas import ConnectorSpec, Resource, Status
+from tests.helpers import status
 
 
 def link(source: str, target: str) -> AsyncioConnector:
@@ -40,20 +41,20 @@ async def test_a_component_driven_by_hand_reads_its_channels_and_keeps_its_statu
     scale = Scale(name="scale", parameters={"scale": 3})
     into, out_of = link("src.x", "scale.a"), link("scale.b", "sink.y")
     await scale.io.connect([into, out_of])
-    assert scale.status is Status.CREATED
+    assert scale.dict()["status"] == "created"
     await scale.init()
-    assert scale.status is Status.INIT
+    assert status(scale) is Status.INIT
     send: Channel = await into.connect_send()
     receive: Channel = await out_of.connect_recv()
     for value in (2, 5):
         await send.send(value)
         await scale.step()
-        assert scale.status is Status.WAITING
+        assert status(scale) is Status.WAITING
         assert await receive.recv() == value * 3
     await send.close()
     with pytest.raises(IOStreamClosedError, match="input 'a' of component 'scale' has ended"):
         await scale.step()
-    assert scale.status is Status.COMPLETED
+    assert status(scale) is Status.COMPLETED
     with pytest.raises(ChannelClosedError):  # the end flowed on downstream
         await receive.recv()
 
@@ -66,7 +67,7 @@ async def test_a_step_that_raises_leaves_the_component_failed() -> None:
     await (await into.connect_send()).send(5)
     with pytest.raises(ConstraintError, match="a = 5 is above 1"):
         await limit.step()
-    assert limit.status is Status.FAILED
+    assert status(limit) is Status.FAILED
 
 
 async def test_run_by_hand_steps_a_source_until_it_closes() -> None:
@@ -75,7 +76,7 @@ async def test_run_by_hand_steps_a_source_until_it_closes() -> None:
     await source.io.connect([out_of])
     await source.init()
     await source.run()
-    assert source.status is Status.COMPLETED
+    assert status(source) is Status.COMPLETED
     receive = await out_of.connect_recv()
     assert [await receive.recv() for _ in range(3)] == [0, 1, 2]
     with pytest.raises(ChannelClosedError):
@@ -209,7 +210,7 @@ async def test_a_decorated_function_is_still_a_function_and_builds_components() 
 
 async def test_a_decorated_function_must_return_a_dict() -> None:
     @component(inputs=["x"], outputs=["y"])
-    def wrong(x: int) -> int:
+    def wrong(x: int) -> _t.Any:
         return x
 
     broken = wrong.component(name="broken")
@@ -218,4 +219,4 @@ async def test_a_decorated_function_must_return_a_dict() -> None:
         TypeError, match="wrong, the step of component 'broken', must return a dict"
     ):
         await broken.step()
-    assert broken.status is Status.FAILED
+    assert status(broken) is Status.FAILED

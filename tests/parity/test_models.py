@@ -27,6 +27,7 @@ from prefect_plugboard.connector import AsyncioConnector, Connector, ConnectorBu
 from prefect_plugboard.library import FileWriter
 from prefect_plugboard.process import LocalProcess, Process, RayProcess
 from prefect_plugboard.schemas import ConnectorSpec, Status
+from tests.helpers import status
 from tests.prefect_api import final_flow_run
 
 
@@ -84,7 +85,7 @@ async def test_hello_world_with_component_functions(kind: str) -> None:
         await process.run()
     assert lines("b.txt") == [2 * i for i in range(5)]
     assert lines("squares.txt") == [2 * (i**2 + 1) for i in range(5)]
-    assert process.status is Status.COMPLETED
+    assert status(process) is Status.COMPLETED
     assert {c.status for c in process.components.values()} == {Status.COMPLETED}
     assert process.components["component-a"].out_1 == 4  # values come back, also from Ray
     run = await final_flow_run(process.flow_run_id)
@@ -182,4 +183,4 @@ async def test_the_event_driven_model(kind: str) -> None:
     assert [float(r[0]) for r in rows("low.csv")[1:]] == pytest.approx(low)
     # Whole rows only, in order: the fourth x has no y to pair with.
     assert rows("xy.csv") == [["x", "y"], ["x0", "y0"], ["x1", "y1"], ["x2", "y2"]]
-    assert process.status is Status.COMPLETED
+    assert status(process) is Status.COMPLETED

@@ -170,10 +170,10 @@ CASES: list[tuple[str, Callable[[str], str], list[str], str]] = [
         "unprovided-plugboard-class",
         replace(
             "  process:\n",
-            "  process:\n    connector_builder:\n      type: plugboard.connector.RabbitMQConnector\n",
+            "  process:\n    connector_builder:\n      type: plugboard.connector.RedisConnector\n",
         ),
         [
-            "'plugboard.connector.RabbitMQConnector' is a plugboard class that prefect-plugboard "
+            "'plugboard.connector.RedisConnector' is a plugboard class that prefect-plugboard "
             "does not provide"
         ],
         "plugboard.process.connector_builder.type (model.yaml:4)",
