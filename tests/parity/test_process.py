@@ -267,6 +267,9 @@ async def test_state_follows_a_run_while_it_runs() -> None:
         await running
     assert status(process) is Status.STOPPED
     await final_task_runs(process.flow_run_id, 2)
+    # A stop is not a cancellation: the flow run completes, its components' task runs are
+    # Cancelled (README, "Differences from plugboard").
+    assert await state.get_process_status() is Status.COMPLETED
     stopped = await state.get_components()
     assert {n: c.status for n, c in stopped.items()} == {
         "random": Status.STOPPED,
