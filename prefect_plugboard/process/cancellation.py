@@ -18,6 +18,7 @@ import logging
 import signal
 import threading
 import types
+import typing as _t
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -94,6 +95,11 @@ def signals_stop(
             loop.call_soon_threadsafe(on_signal, signal.Signals(signum))
             return
         if signum == signal.SIGINT:
+            # Raised here it interrupts even a blocking call; but code that catches it (a
+            # component's task run turns it into a graceful stop) would make it wait, so it
+            # is raised from the event loop itself as well, where nothing catches it.
+            with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+                loop.call_soon_threadsafe(_interrupt)
             raise KeyboardInterrupt
         signal.signal(signum, previous[signal.Signals(signum)])
         signal.raise_signal(signum)
@@ -106,6 +112,10 @@ def signals_stop(
         for signum, handler in previous.items():
             if handler is not None:  # None: set outside Python, cannot be put back
                 signal.signal(signum, handler)
+
+
+def _interrupt() -> _t.NoReturn:
+    raise KeyboardInterrupt
 
 
 async def _hear(flow_run_id: UUID) -> None:

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 import typing as _t
 
+import jsonschema
 from parity_complex import Offset, Random, Save, Scale, Sum
 from parity_events import EventWriter, Labels
 from parity_hello import A, B, pow2
@@ -119,6 +120,11 @@ async def test_a_zmq_connector_stands_in_as_a_ray_connector(
         process = build_process(load_model(MODELS / "zmq.peer.yaml"))
     assert {type(c) for c in process.connectors.values()} == {RayConnector}
     assert any("ZMQConnector runs on RayConnector here" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("path", sorted(MODELS.glob("*.peer.yaml")), ids=lambda p: p.stem)
+def test_the_json_schema_accepts_plugboards_dumps(path: Path) -> None:
+    jsonschema.validate(yaml.safe_load(path.read_text()), ConfigSpec.model_json_schema())
 
 
 def test_plugboards_schema_and_builder_names_build_the_same_process() -> None:
