@@ -90,6 +90,7 @@ class ComponentRunner:
         self._initial: dict[str, deque[_t.Any]] | None = None
         self._initialised = False  # `init()` already ran, by `step_once()`
         self._steps_done = 0  # steps already taken by `step_once()`
+        self._populated: set[str] = set()  # fields handlers set since `step_once()` stepped
 
     async def run(self) -> RunStats:
         """Runs the component to its end and returns its figures.
@@ -161,15 +162,15 @@ class ComponentRunner:
                 continue
             item = get_nowait()
             state[name] = await self._wait_for_input(inbox) if item is EMPTY else item
-        populated: set[str] = set()
         events = self.events.inbox
         while events is not None and (event := events.get_nowait()) is not EMPTY:
-            populated |= await handle_event(component, event)
+            self._populated |= await handle_event(component, event)
         handled_only = set(io.inputs) - set(self.inboxes)
         steps = type(component).step is not Component.step and (
             bool(io.inputs) or bool(io.outputs or io.output_events)
         )
-        if steps and handled_only <= populated:
+        if steps and handled_only <= self._populated:
+            self._populated.clear()
             await type(component).step(component)
             self._steps_done += 1
             component._run_stats.steps = self._steps_done

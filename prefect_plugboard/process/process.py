@@ -6,11 +6,8 @@ from abc import ABC, abstractmethod
 import asyncio
 from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
-import inspect
 import logging
 import os
-from pathlib import Path
 import secrets
 import signal
 import typing as _t
@@ -21,8 +18,7 @@ from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.exceptions import TerminationSignal
 from prefect.states import Cancelled
-from pydantic import BaseModel, ValidationError as PydanticValidationError
-import yaml
+from pydantic import ValidationError as PydanticValidationError
 
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector, ConnectorBuilder
@@ -36,7 +32,7 @@ from prefect_plugboard.exceptions import (
 )
 from prefect_plugboard.process.artifacts import publish_graph, publish_summary
 from prefect_plugboard.process.cancellation import signals_stop, watch_for_cancellation
-from prefect_plugboard.process.model_file import check_dumpable, yaml_type_path
+from prefect_plugboard.process.model_file import dump_model, export_model
 from prefect_plugboard.process.validation import unread_outputs, validate_graph
 from prefect_plugboard.schemas.connector import ConnectorSpec
 from prefect_plugboard.schemas.status import Status
@@ -403,52 +399,12 @@ class Process(ABC):
         """Returns the model as YAML-ready data (the `plugboard:` root), as `dump` writes it.
 
         Classes plugboard also has are named as plugboard names them, so the model loads in
-        plugboard too. Settings every connector shares go to `connector_builder.args`; a
-        connector whose settings differ from the others' keeps them in its own `args` (which
-        plugboard does not read).
+        plugboard too (see `model_file`).
 
         Raises:
             ValueError: The connectors are of several classes.
         """
-        kinds = {type(c) for c in self._connector_list}
-        if len(kinds) > 1:
-            msg = "connectors of several classes cannot be written to one YAML model"
-            raise ValueError(msg)
-        builder_cls = kinds.pop() if kinds else self.default_connector
-        defaults = _setting_defaults(builder_cls)
-        settings = [
-            {k: v for k, v in c.settings().items() if defaults.get(k) != v}
-            for c in self._connector_list
-        ]
-        shared = settings[0] if settings and all(s == settings[0] for s in settings) else {}
-        connectors = []
-        for connector, own in zip(self._connector_list, settings, strict=True):
-            entry = connector.export()
-            if own and not shared:
-                entry["args"] = own
-            connectors.append(entry)
-        builder: dict[str, _t.Any] = {"type": yaml_type_path(builder_cls)}
-        if shared:
-            builder["args"] = shared
-        args: dict[str, _t.Any] = {"name": self.name}
-        if self.parameters:
-            args["parameters"] = self.parameters
-        components = []
-        for component in self._component_list:
-            exported = component.export()
-            exported["type"] = yaml_type_path(type(component))
-            components.append(exported)
-        args["components"] = components
-        args["connectors"] = connectors
-        return {
-            "plugboard": {
-                "process": {
-                    "type": yaml_type_path(type(self)),
-                    "connector_builder": builder,
-                    "args": args,
-                }
-            }
-        }
+        return export_model(self)
 
     def dump(self, path: str | os.PathLike[str]) -> None:
         """Writes the model to a YAML file that `prefect-plugboard run` (and plugboard) reads.
@@ -458,14 +414,7 @@ class Process(ABC):
                 script (`__main__`) or inside a function, which a YAML file cannot name; or a
                 constructor argument cannot be written as YAML.
         """
-        check_dumpable(self, path)
-        data = self.export()
-        try:
-            text = yaml.safe_dump(_plain(data), sort_keys=False)
-        except yaml.YAMLError as exc:
-            msg = f"process {self.name!r} cannot be written as YAML: {exc}"
-            raise ValueError(msg) from None
-        Path(path).write_text(text, encoding="utf-8")
+        dump_model(self, path)
 
     def progress(self) -> list[ComponentProgress]:
         """Each component's status and figures so far (also while the process runs)."""
@@ -555,29 +504,6 @@ async def ending_state(process: Process, running: Awaitable[None]) -> State | No
     if process._cancelled:
         return Cancelled(message=process.stop_reason or CANCELLED_FROM_PREFECT)
     return None
-
-
-def _setting_defaults(cls: type) -> dict[str, _t.Any]:
-    return {
-        name: param.default
-        for name, param in inspect.signature(cls).parameters.items()
-        if param.default is not param.empty
-    }
-
-
-def _plain(value: _t.Any) -> _t.Any:
-    """Turns a value into plain YAML data (paths to text, models to dicts, tuples to lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, BaseModel):
-        return _plain(value.model_dump(exclude_defaults=True))
-    if isinstance(value, StrEnum):
-        return str(value)
-    return value
 
 
 def _as_constraint(exc: BaseException) -> ConstraintError | None:
