@@ -8,14 +8,17 @@ derives from it too (a `ValidationError` is a `ValueError`).
 PlugboardError
 ├── ValidationError (ValueError)        the graph or its configuration is invalid; `.issues`
 │   └── ResourceError                   the Ray cluster cannot give the graph what it asks for
+├── IOSetupError (TypeError)            a component class declares no fields and no events
 ├── ComponentError                      a component raised; `.component`; the cause is kept
 │   └── ComponentCrashedError           the worker running a component died
+├── ConstraintError                     a component found a constraint violated; `.objective_value`
 ├── ProcessStateError (RuntimeError)    a process method was called in the wrong state
+│   └── NotInitialisedError             `step()` before `init()`
+├── IOStreamClosedError                 a component's stream has ended (e.g. a reader's)
 ├── RayConnectionError (ConnectionError) the Ray cluster to join is unreachable or refused us
 ├── ChannelError                        a channel could not carry a message
 │   └── ChannelClosedError              a channel was used after it was closed
 ├── DataIOError (OSError)               a library reader/writer cannot use its file, table or server
-├── IOStreamClosedError                 a component's stream has ended (e.g. a reader past its end)
 └── NoMoreDataException                 a `DataReader._fetch` has no more data (ends the reader)
 ```
 """
@@ -31,10 +34,13 @@ __all__ = [
     "ChannelError",
     "ComponentCrashedError",
     "ComponentError",
+    "ConstraintError",
     "DataIOError",
+    "IOSetupError",
     "IOStreamClosedError",
     "Issue",
     "NoMoreDataException",
+    "NotInitialisedError",
     "PlugboardError",
     "ProcessStateError",
     "RayConnectionError",
@@ -110,8 +116,48 @@ class ComponentCrashedError(ComponentError):
     """The worker running a component died (killed, out of memory, node lost)."""
 
 
+class ConstraintError(PlugboardError):
+    """A component found one of the model's constraints violated; the run ends with it.
+
+    Raise it from a component (`raise ConstraintError("pressure above 5 bar")`): every other
+    component stops, and `run()` raises this error, with the component named, instead of a
+    `ComponentError`. A tuner scores the trial with `objective_value` (or the worst value).
+
+    Args:
+        *args: The message: which constraint, and by how much.
+        objective_value: The objective to report for this run instead of the worst value.
+
+    Attributes:
+        objective_value: As given.
+        component: The name of the component that raised it (set when the run ends).
+    """
+
+    def __init__(self, *args: object, objective_value: float | None = None) -> None:
+        super().__init__(*args)
+        self.objective_value = objective_value
+        self.component: str | None = None
+
+
+class IOSetupError(PlugboardError, TypeError):
+    """A concrete component class declares no input or output fields and no events."""
+
+
+class IOStreamClosedError(PlugboardError):
+    """A component's stream has ended (plugboard's name).
+
+    A component driven by hand (`await component.step()`) has no more input to step on: its
+    input channel ended, or the component closed its own output; `component.run()` ends when
+    it sees this error. A `step()` that raises it ends the component as `io.close()` does
+    (e.g. a `DataReader` stepped past its last row).
+    """
+
+
 class ProcessStateError(PlugboardError, RuntimeError):
     """A process method was called when the process was in the wrong state."""
+
+
+class NotInitialisedError(ProcessStateError):
+    """`process.step()` was called before `process.init()`."""
 
 
 class ChannelError(PlugboardError):
@@ -129,13 +175,6 @@ class DataIOError(PlugboardError, OSError):
     reach, values that do not fit the file.
 
     The message names the component and the path or URL (with any password hidden).
-    """
-
-
-class IOStreamClosedError(PlugboardError):
-    """A component's stream has ended, e.g. a `DataReader` stepped past its last row.
-
-    A `step()` that raises it ends the component as `io.close()` does (plugboard's rule).
     """
 
 

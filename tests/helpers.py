@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator
 import contextlib
+import math
 import os
 from pathlib import Path
 import shutil
@@ -23,6 +24,7 @@ from prefect_plugboard import (
     Connector,
     ConnectorSpec,
 )
+from prefect_plugboard.schemas.status import Status
 
 
 def connect(
@@ -197,3 +199,32 @@ def _stop(pid: int, timeout: float = 30.0) -> None:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+class _HasStatus(_t.Protocol):
+    status: Status
+
+
+def status(subject: _HasStatus) -> Status:
+    """`subject.status` as it is now (a call, so type checkers do not narrow it across awaits)."""
+    return subject.status
+
+
+def most_in_transit(payload_bytes: int, batch_size: int) -> int:
+    """How many messages the path between two Ray workers can hold besides the inbox.
+
+    The receiver only reads while its inbox has room; until then messages wait in the
+    sender's outbox (`batch_size`), its socket buffer (up to `HIGH_WATER` plus one frame), the
+    kernel's send and receive buffers (at most their sysctl maxima), the receiver's stream
+    buffer (a frame and a read), the rest of the frame being unpacked (`batch_size`), and the
+    item the sink has taken but not yet counted (1).
+    """
+    from prefect_plugboard.process.ray.stream import HIGH_WATER
+
+    kernel = sum(
+        int(Path(f"/proc/sys/net/ipv4/tcp_{kind}").read_text().split()[2])
+        for kind in ("wmem", "rmem")
+    )
+    frame = payload_bytes * batch_size
+    buffered = HIGH_WATER + frame + kernel + frame + (256 << 10)
+    return batch_size + math.ceil(buffered / frame) * batch_size + batch_size + 1

@@ -26,7 +26,12 @@ import typing as _t
 from pydantic import BaseModel, ValidationError as PydanticValidationError
 
 from prefect_plugboard.builder.overrides import apply_overrides
-from prefect_plugboard.builder.type_paths import PLUGBOARD_ALIASES, TypeNotFound, resolve_type
+from prefect_plugboard.builder.type_paths import (
+    PLUGBOARD_ALIASES,
+    STAND_INS,
+    TypeNotFound,
+    resolve_type,
+)
 from prefect_plugboard.builder.yaml_source import (
     Location,
     SourceMap,
@@ -413,6 +418,10 @@ def _connector_builder(
         )
         if connector_cls is None:
             return None
+        args = builder_spec.args
+        if builder_spec.type in STAND_INS:
+            _logger.info("%s.", STAND_INS[builder_spec.type])
+            args = {k: v for k, v in args.items() if k not in _ZMQ_ONLY}
         if (
             process_cls is not None
             and _is_ray(process_cls)
@@ -424,14 +433,26 @@ def _connector_builder(
                 (*location, "type"),
             )
             return None
-        return _checked_builder(connector_cls, builder_spec.args, (*location, "args"), report)
+        return _checked_builder(connector_cls, args, (*location, "args"), report)
     default = process_cls.default_connector if process_cls is not None else Connector
     return _checked_builder(default, builder_spec.args, (*location, "args"), report)
+
+
+_ZMQ_ONLY = frozenset({"zmq_address"})
+"""Settings of plugboard's ZMQConnector that its stand-in here has no use for."""
 
 
 def _checked_builder(
     connector_cls: type[Connector], args: Mapping[str, _t.Any], location: Location, report: Report
 ) -> ConnectorBuilder | None:
+    # plugboard's `parameters` (which its connectors ignore) is accepted, and unused here too.
+    parameters = args.get("parameters")
+    if parameters:
+        _logger.warning(
+            "connector_builder parameters %r are accepted for plugboard compatibility and not used",
+            parameters,
+        )
+    args = {k: v for k, v in args.items() if k != "parameters"}
     accepted = _keyword_names(connector_cls.__init__) - {"spec"}
     unknown = [k for k in args if k not in accepted]
     for key in unknown:

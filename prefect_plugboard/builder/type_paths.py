@@ -9,15 +9,36 @@ import sys
 import typing as _t
 
 
-__all__ = ["PLUGBOARD_ALIASES", "TypeNotFound", "resolve_type"]
+__all__ = [
+    "PLUGBOARD_ALIASES",
+    "STAND_INS",
+    "TypeNotFound",
+    "plugboard_name",
+    "resolve_type",
+]
 
 PLUGBOARD_ALIASES: dict[str, str] = {
     "plugboard.process.LocalProcess": "prefect_plugboard.process.LocalProcess",
     "plugboard.process.RayProcess": "prefect_plugboard.process.RayProcess",
+    "plugboard.process.local_process.LocalProcess": "prefect_plugboard.process.LocalProcess",
+    "plugboard.process.ray_process.RayProcess": "prefect_plugboard.process.RayProcess",
     "plugboard.connector.AsyncioConnector": "prefect_plugboard.connector.AsyncioConnector",
     "plugboard.connector.RayConnector": "prefect_plugboard.connector.RayConnector",
+    "plugboard.connector.asyncio_channel.AsyncioConnector": (
+        "prefect_plugboard.connector.AsyncioConnector"
+    ),
+    "plugboard.connector.ray_channel.RayConnector": "prefect_plugboard.connector.RayConnector",
+    "plugboard.connector.ZMQConnector": "prefect_plugboard.connector.RayConnector",
+    "plugboard.connector.zmq_channel.ZMQConnector": "prefect_plugboard.connector.RayConnector",
 }
 """plugboard's class paths and the classes here that take their place."""
+
+_PLUGBOARD_NAMES: dict[str, str] = {
+    "prefect_plugboard.process.LocalProcess": "plugboard.process.LocalProcess",
+    "prefect_plugboard.process.RayProcess": "plugboard.process.RayProcess",
+    "prefect_plugboard.connector.AsyncioConnector": "plugboard.connector.AsyncioConnector",
+    "prefect_plugboard.connector.RayConnector": "plugboard.connector.RayConnector",
+}
 
 _LIBRARY: dict[str, tuple[str, ...]] = {
     "data_reader": ("DataReader",),
@@ -32,6 +53,10 @@ for _module, _names in _LIBRARY.items():
         PLUGBOARD_ALIASES[f"plugboard.library.{_module}.{_name}"] = (
             f"prefect_plugboard.library.{_module}.{_name}"
         )
+        _PLUGBOARD_NAMES[f"prefect_plugboard.library.{_name}"] = f"plugboard.library.{_name}"
+        _PLUGBOARD_NAMES[f"prefect_plugboard.library.{_module}.{_name}"] = (
+            f"plugboard.library.{_name}"
+        )
 
 _NOT_PROVIDED: dict[str, str] = {
     "plugboard.library.LLMChat": "LLM components need a model service; they are not provided",
@@ -43,6 +68,22 @@ _NOT_PROVIDED: dict[str, str] = {
         "LLM components need a model service; they are not provided"
     ),
 }
+
+STAND_INS: dict[str, str] = {
+    "plugboard.connector.ZMQConnector": (
+        "plugboard's ZMQConnector runs on RayConnector here: a direct stream between workers, "
+        "on one node or several (and in memory on a LocalProcess)"
+    ),
+}
+"""plugboard classes that a different class stands in for, and what to tell the user."""
+STAND_INS["plugboard.connector.zmq_channel.ZMQConnector"] = STAND_INS[
+    "plugboard.connector.ZMQConnector"
+]
+
+
+def plugboard_name(path: str) -> str | None:
+    """Plugboard's name of the class at `path` here, if plugboard has the same class."""
+    return _PLUGBOARD_NAMES.get(path)
 
 
 class TypeNotFound(Exception):
@@ -78,6 +119,9 @@ def resolve_type(path: str, base: type, kind: str) -> type:
         if not hasattr(value, part):
             raise TypeNotFound(_missing(path, module_name, module, part, base))
         value = getattr(value, part)
+    # A function decorated with `@component` names the component class it made.
+    if not inspect.isclass(value):
+        value = getattr(value, "component_class", value)
     if not (inspect.isclass(value) and issubclass(value, base)):
         msg = f"{path!r} is not a {kind} class (a subclass of {base.__name__})"
         raise TypeNotFound(msg)

@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import contextlib
 from dataclasses import dataclass, field
 import time
+import types
 import typing as _t
 
 from prefect_plugboard.component.component import Component, RunStats
+from prefect_plugboard.component.hand import handle_event
 from prefect_plugboard.connector.channel import EMPTY, EndOfStream, Inbox, Sender
 from prefect_plugboard.events.event import Event, StopEvent
 from prefect_plugboard.exceptions import IOStreamClosedError
@@ -86,14 +88,18 @@ class ComponentRunner:
         self._waiting = 0.0
         self._started = 0.0
         self._last_progress = 0.0
+        self._initial: dict[str, deque[_t.Any]] | None = None
         self._initialised = False
+        self._steps_done = 0  # steps already taken by `step_once()`
+        self._populated: set[str] = set()  # fields handlers set since `step_once()` stepped
 
     async def init(self) -> None:
         """Runs the component's `init()`; the component is then `INIT`, ready to step.
 
         Calling it again does nothing. If `init()` raises, `destroy()` runs (the component
         may have acquired something before failing) and the error propagates, with the
-        component `FAILED` (or `STOPPED` if it was cancelled).
+        component `FAILED` (or `STOPPED` if it was cancelled). The class's `init()` runs, not
+        the instance's hand-driven one.
         """
         if self._initialised:
             return
@@ -101,7 +107,7 @@ class ComponentRunner:
         component._run_stats = RunStats()
         component.status = Status.INIT
         try:
-            await component.init()
+            await type(component).init(component)
         except BaseException as exc:
             component.status = (
                 Status.STOPPED if isinstance(exc, asyncio.CancelledError) else Status.FAILED
@@ -162,6 +168,48 @@ class ComponentRunner:
             if inbox is not None:
                 inbox.receiver_gone()
 
+    async def step_once(self) -> None:
+        """Takes one step by hand, for `Process.step()`: `init()` first if it has not run.
+
+        Takes one value per input field (initial values first, waiting for the rest), handles
+        the events that have arrived, steps (a component with inputs only once they all have
+        a value), and sends its outputs. A later `run()` goes on from there.
+
+        Raises:
+            EndOfStream: An input's stream has ended.
+        """
+        component = self.component
+        await self.init()
+        component.status = Status.RUNNING
+        state = component.__dict__
+        io = component.io
+        inputs, outputs, _ = self._plans()
+        for name, get_nowait, inbox, pending in inputs:
+            if pending:
+                state[name] = pending.popleft()
+                continue
+            item = get_nowait()
+            state[name] = await self._wait_for_input(inbox) if item is EMPTY else item
+        events = self.events.inbox
+        while events is not None and (event := events.get_nowait()) is not EMPTY:
+            self._populated |= await handle_event(component, event)
+        handled_only = set(io.inputs) - set(self.inboxes)
+        steps = type(component).step is not Component.step and (
+            bool(io.inputs) or bool(io.outputs or io.output_events)
+        )
+        if steps and handled_only <= self._populated:
+            self._populated.clear()
+            await type(component).step(component)
+            self._steps_done += 1
+            component._run_stats.steps = self._steps_done
+            if not io.is_closed:
+                for name, targets in outputs:
+                    for _, sender in targets:
+                        await self._wait_to_send(sender, state[name])
+        if io._event_queue:
+            await self._publish_events()
+        component.status = Status.WAITING
+
     async def _destroy(self, ending: BaseException | None) -> None:
         """Runs `destroy()`, without letting its error hide the one the run is ending with.
 
@@ -188,7 +236,9 @@ class ComponentRunner:
         stats.busy_seconds = max(0.0, time.perf_counter() - self._started - self._waiting)
 
     def _plans(self) -> tuple[tuple[_t.Any, ...], tuple[_t.Any, ...], dict[str, deque[_t.Any]]]:
-        initial = {f: deque(v) for f, v in self.component.initial_values.items() if v}
+        if self._initial is None:  # shared by `step_once()` and the run that follows
+            self._initial = {f: deque(v) for f, v in self.component.initial_values.items() if v}
+        initial = self._initial
         inputs = tuple(
             (f, inbox.get_nowait, inbox, initial.get(f)) for f, inbox in self.inboxes.items()
         )
@@ -228,11 +278,11 @@ class ComponentRunner:
         component = self.component
         state = component.__dict__
         io = component.io
-        step = component.step
+        step = types.MethodType(type(component).step, component)  # not the hand-driven one
         inputs, outputs, initial = self._plans()
         publish = self._publisher(stats, inputs, outputs, initial)
         clock = time.monotonic
-        steps = 0
+        steps = self._steps_done
         known_attributes = len(state)
         slice_ends = clock() + TIME_SLICE
         try:
@@ -279,39 +329,37 @@ class ComponentRunner:
         """The loop of a component that handles events.
 
         Events are handled as they arrive, between steps. A component with input fields steps
-        once every field has a new value (a handler may provide one with `populates_fields`);
-        it ends when a field's stream ends. A component without input fields steps after each
-        event (if it has a `step`), and ends when every publisher of its events has ended.
+        once every field has a new value: from its channel, or set by a handler that declares
+        it in `populates_fields` (a handler's assignment counts, not its declaration); it ends
+        when a field's stream ends. An event whose handler would set a field that already has
+        its value for the coming step waits for that step, as a second value on a channel
+        would. A component without input fields steps after each event (if it has a `step`),
+        and ends when every publisher of its events has ended.
         """
         component = self.component
         state = component.__dict__
         io = component.io
         events = _t.cast(Inbox, self.events.inbox)
         handlers = type(component)._event_handlers
+        step = types.MethodType(type(component).step, component)  # not the hand-driven one
         steps_on_events = type(component).step is not Component.step
         inputs, outputs, initial = self._plans()
         publish = self._publisher(stats, inputs, outputs, initial)
         ready: set[str] = set()
         required = set(io.inputs)  # some may have no channel: event handlers populate them
         events_open = True
-        steps = 0
+        steps = self._steps_done
         known_attributes = len(state)
 
         async def handle(event: Event) -> None:
-            handler = handlers.get(event.type)
-            if handler is not None:
-                method, populates = handler
-                reply = await getattr(component, method)(event)
-                ready.update(populates)
-                if isinstance(reply, Event):
-                    io.queue_event(reply)
+            ready.update(await handle_event(component, event))
             if io._event_queue:
                 await self._publish_events()
 
         async def step_and_send() -> None:
             nonlocal steps, known_attributes
             try:
-                await component.step()
+                await step()
             except IOStreamClosedError:  # ends the stream, as in `_step_until_done`
                 io._close_requested = True
             steps += 1
@@ -329,27 +377,36 @@ class ComponentRunner:
 
         async def on_event(event: Event) -> None:
             await handle(event)
-            if not inputs and steps_on_events and not io.is_closed:
+            if not required and steps_on_events and not io.is_closed:
                 await step_and_send()
 
-        held: list[Event] = []  # at most one: an event that must wait for the next step
+        held: deque[Event] = deque()  # events that wait for the next step, in arrival order
+
+        def must_wait(event: Event) -> bool:
+            handler = handlers.get(event.type)
+            return bool(required and handler is not None and ready.intersection(handler[1]))
 
         async def offer(event: Event) -> None:
-            # An event whose handler populates a field that already has its value for the
-            # coming step waits for that step, as a second value on a channel would.
-            handler = handlers.get(event.type)
-            if inputs and handler is not None and ready.intersection(handler[1]):
+            if must_wait(event) or any(e.type == event.type for e in held):
                 held.append(event)
             else:
                 await on_event(event)
 
+        async def release_held() -> None:
+            # After a step: the events that waited for it go on, in order, until one must
+            # wait again for the step after.
+            while held and not io.is_closed:
+                if must_wait(held[0]):
+                    return
+                await on_event(held.popleft())
+
         try:
             while not io.is_closed:
-                while events_open and not held and (event := events.get_nowait()) is not EMPTY:
+                while events_open and (event := events.get_nowait()) is not EMPTY:
                     await offer(event)
                     if io.is_closed:  # a handler may close it (mypy keeps the narrowing)
                         return  # type: ignore[unreachable]
-                if not inputs:
+                if not required:
                     if not events_open:
                         return
                     publish(steps, steps)
@@ -369,8 +426,7 @@ class ComponentRunner:
                     item = inbox.get_nowait()
                     if item is EMPTY:
                         publish(steps, steps)
-                        listen = events if events_open and not held else None
-                        arrived = await self._next_input(inbox, listen)
+                        arrived = await self._next_input(inbox, events if events_open else None)
                         if arrived.kind == "events-ended":
                             events_open = False
                             break
@@ -383,13 +439,20 @@ class ComponentRunner:
                 if ready.issuperset(required) and not io.is_closed:
                     ready.clear()
                     await step_and_send()
-                    if held:
-                        await offer(held.pop())
+                    await release_held()
                     await asyncio.sleep(0)  # events and other components get a turn
                 elif all(name in ready for name, *_ in inputs):
                     # The channels have delivered; a handler still has to populate the rest.
-                    if held:  # it populates another field too: let it overwrite to go on
-                        await on_event(held.pop())
+                    missing = required - ready
+                    unblocking = next(
+                        (e for e in held if missing.intersection(handlers[e.type][1])),
+                        None,
+                    )
+                    if unblocking is not None:
+                        # Its handler also sets a field that has its value already: let it
+                        # overwrite that one, or the step could never come.
+                        held.remove(unblocking)
+                        await on_event(unblocking)
                         continue
                     if not events_open:
                         return

@@ -1,7 +1,6 @@
 """Channel blocks against the session's Prefect API: saved, loaded by name, used by processes."""
 
 import asyncio
-import math
 import os
 from pathlib import Path
 import subprocess
@@ -37,8 +36,8 @@ from prefect_plugboard.blocks import (
     load_channel_block,
     resolve_channel_block,
 )
-from prefect_plugboard.process.ray.stream import HIGH_WATER
 from prefect_plugboard.testing import Collector, ListSource, PassThrough
+from tests.helpers import most_in_transit
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -349,24 +348,6 @@ async def test_a_local_process_with_a_saved_block_holds_the_source_to_its_maxsiz
 
 RAY_ITEMS = 128
 PAYLOAD = 1 << 20
-
-
-def most_in_transit(payload_bytes: int, batch_size: int) -> int:
-    """How many messages the path between two Ray workers can hold besides the inbox.
-
-    The receiver only reads while its inbox has room; until then messages wait in the
-    sender's outbox (`batch_size`), its socket buffer (up to `HIGH_WATER` plus one frame), the
-    kernel's send and receive buffers (at most their sysctl maxima), the receiver's stream
-    buffer (a frame and a read), the rest of the frame being unpacked (`batch_size`), and the
-    item the sink has taken but not yet counted (1).
-    """
-    kernel = sum(
-        int(Path(f"/proc/sys/net/ipv4/tcp_{kind}").read_text().split()[2])
-        for kind in ("wmem", "rmem")
-    )
-    frame = payload_bytes * batch_size
-    buffered = HIGH_WATER + frame + kernel + frame + (256 << 10)
-    return batch_size + math.ceil(buffered / frame) * batch_size + batch_size + 1
 
 
 async def run_on_ray(
