@@ -155,13 +155,18 @@ class ComponentRunner:
             await self._destroy(ending)
         return stats
 
-    async def discard(self) -> None:
-        """Ends a component that was initialised but will not run: `destroy()`, `STOPPED`."""
+    async def discard(self, error: BaseException | None = None) -> None:
+        """Ends a component that was initialised but will not run (on): `destroy()` runs.
+
+        Args:
+            error: What it raised (in a step taken by hand), if that is why: it ends
+                `FAILED`, else `STOPPED`.
+        """
         if not self._initialised or self.component.status.is_terminal:
             return
-        self.component.status = Status.STOPPED
+        self.component.status = Status.STOPPED if error is None else Status.FAILED
         self._release_inboxes()
-        await self._destroy(None)
+        await self._destroy(error)
 
     def _release_inboxes(self) -> None:
         for inbox in (*self.inboxes.values(), self.events.inbox):

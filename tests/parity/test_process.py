@@ -19,10 +19,11 @@ from parity_hello import A, B, pow2
 import pytest
 
 from prefect_plugboard.connector import AsyncioConnector, Connector, RayConnector
-from prefect_plugboard.exceptions import ConstraintError, NotInitialisedError
+from prefect_plugboard.exceptions import ComponentError, ConstraintError, NotInitialisedError
 from prefect_plugboard.process import LocalProcess, Process, RayProcess
 from prefect_plugboard.schemas import ConnectorSpec, Status
 from prefect_plugboard.state import PrefectStateBackend
+from prefect_plugboard.testing import Collector, FailingComponent, ListSource
 from tests.helpers import status
 from tests.prefect_api import eventually, final_flow_run, final_task_runs
 
@@ -46,8 +47,8 @@ def hello(kind: str = "local", iters: int = 3, unread: bool = False) -> Process:
 
 
 @pytest.mark.usefixtures("prefect_api", "in_tmp")
-async def test_a_process_steps_then_runs_to_the_end() -> None:
-    process = hello(iters=3)
+async def test_a_process_steps_then_runs_to_the_end(kind: str) -> None:
+    process = hello(kind, iters=3)
     assert process.dict()["status"] == "created"
     with pytest.raises(NotInitialisedError, match="call `await process.init\\(\\)`"):
         await process.step()
@@ -68,14 +69,29 @@ async def test_a_process_steps_then_runs_to_the_end() -> None:
     assert process.components["b"].run_stats.steps == 3
 
 
-@pytest.mark.ray
-@pytest.mark.usefixtures("prefect_api", "ray_cluster", "in_tmp")
-async def test_a_ray_process_says_it_cannot_step_yet() -> None:
-    process = hello("ray")
+@pytest.mark.usefixtures("prefect_api", "in_tmp")
+async def test_a_step_that_fails_stops_the_process_naming_the_component(kind: str) -> None:
+    connector: type[Connector] = AsyncioConnector if kind == "local" else RayConnector
+    process_type = LocalProcess if kind == "local" else RayProcess
+    process = process_type(
+        components=[
+            ListSource(name="src", items=[1, 2, 3]),
+            FailingComponent(name="bad", fail_on_step=2, error=ValueError("second step")),
+            Collector(name="sink"),
+        ],
+        connectors=[
+            connector(spec=ConnectorSpec(source="src.x", target="bad.x")),
+            connector(spec=ConnectorSpec(source="bad.y", target="sink.x")),
+        ],
+    )
     async with process:
-        with pytest.raises(NotImplementedError, match="RayProcess.step\\(\\) is not available yet"):
+        await process.step()
+        assert process.components["sink"].received == [1]  # copied back from Ray's workers too
+        with pytest.raises(ComponentError, match="component 'bad'") as info:
             await process.step()
-        assert status(process) is Status.INIT  # nothing happened: it can still run
+        assert isinstance(info.value.__cause__, ValueError)
+        assert status(process) is Status.FAILED
+        assert process.components["bad"].status is Status.FAILED
 
 
 # ----- warnings and constraints -----------------------------------------------------------

@@ -31,7 +31,7 @@ import typing as _t
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.component.log_lines import LogLine, capturing_logger
 from prefect_plugboard.component.runner import ComponentRunner, EventWiring
-from prefect_plugboard.connector.channel import Inbox, Sender
+from prefect_plugboard.connector.channel import EndOfStream, Inbox, Sender
 from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE
 from prefect_plugboard.process.event_routes import EVENTS_FIELD
 from prefect_plugboard.process.ray.reports import (
@@ -41,6 +41,7 @@ from prefect_plugboard.process.ray.reports import (
     Lines,
     Progress,
     Report,
+    Stepped,
     StopAsked,
 )
 from prefect_plugboard.process.ray.stream import StreamAddress, StreamReceiver, StreamSender
@@ -325,6 +326,22 @@ class _Slot:
             return
         self._end(None)
 
+    async def step(self, number: int) -> None:
+        """Takes one step by hand (`Process.step()`) and reports the state it leaves."""
+        self._current = asyncio.current_task()
+        runner = _t.cast(ComponentRunner, self._runner)
+        try:
+            await runner.step_once()
+        except EndOfStream:
+            self.component.status = Status.WAITING  # its input has ended: `run()` ends it
+        except asyncio.CancelledError:
+            raise  # stopped: the host discards it
+        except BaseException as exc:
+            await runner.discard(exc)
+            self._end(exc)
+            raise
+        self._reports.put(Stepped(self.name, number, final_state(self.component)))
+
     async def discard(self) -> None:
         """Ends a component that will not run (the run stopped first).
 
@@ -469,7 +486,7 @@ class _Host:
                 await self._discard(slots)
                 return None
             reports.put(HostReady(self._settings.host, tuple(s.name for s in slots)))
-            started = await _first(coordinator.wait_go.remote(run_id), stopping)
+            started = await self._take_steps(slots, stopping)
             if started is None:
                 await self._discard(slots)
                 return None
@@ -485,6 +502,36 @@ class _Host:
             return printing
         finally:
             stopping.cancel()
+
+    async def _take_steps(
+        self, slots: list[_Slot], stopping: asyncio.Future[str]
+    ) -> dict[str, _t.Any] | None:
+        """Takes the steps asked for (`Process.step()`) until the run starts or stops.
+
+        Returns:
+            The run's settings once it starts; `None` if it stops first.
+        """
+        taken = 0
+        while True:
+            command = await _first(
+                self._coordinator.next_command.remote(self._settings.run_id, taken), stopping
+            )
+            if command is None:
+                return None
+            kind, value = command
+            if kind == "go":
+                return _t.cast(dict[str, _t.Any], value)
+            stepping: asyncio.Future[_t.Any] = asyncio.ensure_future(
+                asyncio.gather(
+                    *(slot.call(slot.step(value)) for slot in slots), return_exceptions=True
+                )
+            )
+            await asyncio.wait([stepping, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if not stepping.done():  # a failure elsewhere: stop where they wait
+                for slot in slots:
+                    slot.stop(stopping.result())
+                await stepping
+            taken = value
 
     async def _discard(self, slots: list[_Slot]) -> None:
         await asyncio.gather(

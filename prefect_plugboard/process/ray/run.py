@@ -34,6 +34,7 @@ from prefect_plugboard.process.ray.reports import (
     Lines,
     Progress,
     Report,
+    Stepped,
     apply_final_state,
     apply_progress,
 )
@@ -117,7 +118,8 @@ class RayRun:
         self._reported: dict[str, str] = {}  # a component's failure, as reported
         self._failures: list[ComponentFailure] = []
         self._ready: set[int] = set()
-        self._ready_changed = asyncio.Event()
+        self._stepped: dict[int, set[str]] = {}
+        self._changed = asyncio.Event()  # a worker is ready, a step taken, a component ended
         self._refs: list[_t.Any] = []
         self._gone: dict[int, BaseException | None] = {}
         self._background: list[asyncio.Task[None]] = []
@@ -159,8 +161,8 @@ class RayRun:
             asyncio.ensure_future(self._watch(index, ref)) for index, ref in enumerate(self._refs)
         ]
         while len(self._ready) < len(self.hosts) and not any(f.done() for f in self._ends.values()):
-            await self._ready_changed.wait()
-            self._ready_changed.clear()
+            await self._changed.wait()
+            self._changed.clear()
         if len(self._ready) < len(self.hosts):
             self.stop(f"process {self.name!r} could not start every component")
             await self.finish()
@@ -171,6 +173,24 @@ class RayRun:
     async def go(self, settings: Mapping[str, _t.Any]) -> None:
         """Lets every component start stepping."""
         await self.coordinator.go.remote(self.run_id, dict(settings))
+
+    async def step(self) -> None:
+        """Every component takes one step by hand (`Process.step()`), at once.
+
+        Raises:
+            ComponentError: A component raised (or its worker died); the run has stopped.
+        """
+        number = await self.coordinator.step.remote(self.run_id)
+        while len(self._stepped.get(number, ())) < len(self.components) and not any(
+            f.done() for f in self._ends.values()
+        ):
+            await self._changed.wait()
+            self._changed.clear()
+        if len(self._stepped.get(number, ())) < len(self.components):
+            await self.finish()
+            failure = self.first_failure()
+            if failure is not None:
+                raise failure.to_error()
 
     # ----- what the Prefect side reads ------------------------------------------------------
 
@@ -300,7 +320,11 @@ class RayRun:
             self._ended(report)
         elif isinstance(report, HostReady):
             self._ready.add(report.host)
-            self._ready_changed.set()
+            self._changed.set()
+        elif isinstance(report, Stepped):
+            apply_final_state(self.components[report.component], report.state)
+            self._stepped.setdefault(report.step, set()).add(report.component)
+            self._changed.set()
         elif isinstance(report, HostGone):
             self._host_gone(report.host)
 
@@ -388,7 +412,7 @@ class RayRun:
         if not self.components[name].status.is_terminal:
             self.components[name].status = end.status
         future.set_result(end)
-        self._ready_changed.set()  # `start` also waits for a component that ends early
+        self._changed.set()  # `start` also waits for a component that ends early
 
 
 def _host_task() -> _t.Any:
