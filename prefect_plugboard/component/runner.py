@@ -6,7 +6,7 @@ component. Waiting only happens when an inbox is empty or a receiver is full; ev
 runs without suspending, so the event loop hands work over in batches.
 
 Components that handle events run a second loop that also takes events as they come (see
-`ComponentRunner._run_with_events`); components without input events never pay for it.
+`event_loop.EventLoop`); components without input events never pay for it.
 """
 
 from __future__ import annotations
@@ -23,12 +23,19 @@ import typing as _t
 from prefect_plugboard.component.component import Component, RunStats
 from prefect_plugboard.component.hand import handle_event
 from prefect_plugboard.connector.channel import EMPTY, EndOfStream, Inbox, Sender
-from prefect_plugboard.events.event import Event, StopEvent
+from prefect_plugboard.events.event import StopEvent
 from prefect_plugboard.exceptions import IOStreamClosedError
 from prefect_plugboard.schemas.status import Status
 
 
-__all__ = ["PROGRESS_PERIOD", "TIME_SLICE", "ComponentRunner", "EventWiring"]
+__all__ = [
+    "PROGRESS_PERIOD",
+    "TIME_SLICE",
+    "ComponentRunner",
+    "EventWiring",
+    "Outputs",
+    "offer_outputs",
+]
 
 TIME_SLICE = 0.005
 """A component that has run this long (s) without waiting yields to the event loop, so that
@@ -55,6 +62,28 @@ class EventWiring:
 class _Arrived(_t.NamedTuple):
     kind: _t.Literal["field", "event", "events-ended"]
     value: _t.Any
+
+
+Outputs = tuple[tuple[str, tuple[tuple[Callable[[_t.Any], bool], Sender], ...]], ...]
+"""Per output field, each connector leaving it as `(send_nowait, sender)`."""
+
+
+def offer_outputs(outputs: Outputs, state: dict[str, _t.Any]) -> list[tuple[Sender, _t.Any]] | None:
+    """Offers every output's current value to every connector leaving it, without waiting.
+
+    Returns:
+        The `(sender, value)` pairs a full receiver did not take, if any: the caller sends
+        them, waiting. Each connector keeps its order; connectors do not wait on each other.
+    """
+    blocked: list[tuple[Sender, _t.Any]] | None = None
+    for name, targets in outputs:
+        value = state[name]
+        for send_nowait, sender in targets:
+            if not send_nowait(value):
+                if blocked is None:
+                    blocked = []
+                blocked.append((sender, value))
+    return blocked
 
 
 class ComponentRunner:
@@ -136,7 +165,9 @@ class ComponentRunner:
         try:
             component.status = Status.RUNNING
             if self.events.inbox is not None:
-                await self._run_with_events(stats)
+                from prefect_plugboard.component.event_loop import EventLoop
+
+                await EventLoop(self, stats).run()
             else:
                 await self._step_until_done(stats)
             await self._close_outputs()
@@ -286,6 +317,7 @@ class ComponentRunner:
         step = types.MethodType(type(component).step, component)  # not the hand-driven one
         inputs, outputs, initial = self._plans()
         publish = self._publisher(stats, inputs, outputs, initial)
+        offer = offer_outputs
         clock = time.monotonic
         steps = self._steps_done
         known_attributes = len(state)
@@ -310,13 +342,11 @@ class ComponentRunner:
                     break  # type: ignore[unreachable]
                 if len(state) != known_attributes:
                     known_attributes = self._report_new_attributes(state, known_attributes)
-                for name, targets in outputs:
-                    value = state[name]
-                    for send_nowait, sender in targets:
-                        if not send_nowait(value):
-                            publish(steps, steps - 1)
-                            await self._wait_to_send(sender, value)
-                            slice_ends = clock() + TIME_SLICE
+                blocked = offer(outputs, state)
+                if blocked:
+                    publish(steps, steps - 1)
+                    await self._wait_to_send_all(blocked)
+                    slice_ends = clock() + TIME_SLICE
                 if clock() > slice_ends:
                     publish(steps, steps)
                     await asyncio.sleep(0)
@@ -327,148 +357,6 @@ class ComponentRunner:
             # plugboard's rule: a step that raises it ends the stream, as `io.close()` does.
             steps += 1
             io._close_requested = True
-        finally:
-            publish(steps, steps - 1 if io.is_closed and steps else steps)
-
-    async def _run_with_events(self, stats: RunStats) -> None:
-        """The loop of a component that handles events.
-
-        Events are handled as they arrive, between steps. A component with input fields steps
-        once every field has a new value: from its channel, or set by a handler that declares
-        it in `populates_fields` (a handler's assignment counts, not its declaration); it ends
-        when a field's stream ends. An event whose handler would set a field that already has
-        its value for the coming step waits for that step, as a second value on a channel
-        would. A component without input fields steps after each event (if it has a `step`),
-        and ends when every publisher of its events has ended.
-        """
-        component = self.component
-        state = component.__dict__
-        io = component.io
-        events = _t.cast(Inbox, self.events.inbox)
-        handlers = type(component)._event_handlers
-        step = types.MethodType(type(component).step, component)  # not the hand-driven one
-        steps_on_events = type(component).step is not Component.step
-        inputs, outputs, initial = self._plans()
-        publish = self._publisher(stats, inputs, outputs, initial)
-        ready: set[str] = set()
-        required = set(io.inputs)  # some may have no channel: event handlers populate them
-        events_open = True
-        steps = self._steps_done
-        known_attributes = len(state)
-
-        async def handle(event: Event) -> None:
-            ready.update(await handle_event(component, event))
-            if io._event_queue:
-                await self._publish_events()
-
-        async def step_and_send() -> None:
-            nonlocal steps, known_attributes
-            try:
-                await step()
-            except IOStreamClosedError:  # ends the stream, as in `_step_until_done`
-                io._close_requested = True
-            steps += 1
-            if io._event_queue:
-                await self._publish_events()
-            if io.is_closed:
-                return
-            if len(state) != known_attributes:
-                known_attributes = self._report_new_attributes(state, known_attributes)
-            for name, targets in outputs:
-                value = state[name]
-                for send_nowait, sender in targets:
-                    if not send_nowait(value):
-                        await self._wait_to_send(sender, value)
-
-        async def on_event(event: Event) -> None:
-            await handle(event)
-            if not required and steps_on_events and not io.is_closed:
-                await step_and_send()
-
-        held: deque[Event] = deque()  # events that wait for the next step, in arrival order
-
-        def must_wait(event: Event) -> bool:
-            handler = handlers.get(event.type)
-            return bool(required and handler is not None and ready.intersection(handler[1]))
-
-        async def offer(event: Event) -> None:
-            if must_wait(event) or any(e.type == event.type for e in held):
-                held.append(event)
-            else:
-                await on_event(event)
-
-        async def release_held() -> None:
-            # After a step: the events that waited for it go on, in order, until one must
-            # wait again for the step after.
-            while held and not io.is_closed:
-                if must_wait(held[0]):
-                    return
-                await on_event(held.popleft())
-
-        try:
-            while not io.is_closed:
-                while events_open and (event := events.get_nowait()) is not EMPTY:
-                    await offer(event)
-                    if io.is_closed:  # a handler may close it (mypy keeps the narrowing)
-                        return  # type: ignore[unreachable]
-                if not required:
-                    if not events_open:
-                        return
-                    publish(steps, steps)
-                    arrived = await self._next_input(None, events)
-                    if arrived.kind == "events-ended":
-                        events_open = False
-                    else:
-                        await on_event(arrived.value)
-                    continue
-                for name, _get, inbox, pending in inputs:
-                    if name in ready:
-                        continue
-                    if pending:
-                        state[name] = pending.popleft()
-                        ready.add(name)
-                        continue
-                    item = inbox.get_nowait()
-                    if item is EMPTY:
-                        publish(steps, steps)
-                        arrived = await self._next_input(inbox, events if events_open else None)
-                        if arrived.kind == "events-ended":
-                            events_open = False
-                            break
-                        if arrived.kind == "event":
-                            await offer(arrived.value)
-                            break  # handle what else came, then look at the fields again
-                        item = arrived.value
-                    state[name] = item
-                    ready.add(name)
-                if ready.issuperset(required) and not io.is_closed:
-                    ready.clear()
-                    await step_and_send()
-                    await release_held()
-                    await asyncio.sleep(0)  # events and other components get a turn
-                elif all(name in ready for name, *_ in inputs):
-                    # The channels have delivered; a handler still has to populate the rest.
-                    missing = required - ready
-                    unblocking = next(
-                        (e for e in held if missing.intersection(handlers[e.type][1])),
-                        None,
-                    )
-                    if unblocking is not None:
-                        # Its handler also sets a field that has its value already: let it
-                        # overwrite that one, or the step could never come.
-                        held.remove(unblocking)
-                        await on_event(unblocking)
-                        continue
-                    if not events_open:
-                        return
-                    publish(steps, steps)
-                    arrived = await self._next_input(None, events)
-                    if arrived.kind == "events-ended":
-                        events_open = False
-                    else:
-                        await offer(arrived.value)
-        except EndOfStream:
-            pass
         finally:
             publish(steps, steps - 1 if io.is_closed and steps else steps)
 
@@ -524,6 +412,12 @@ class ComponentRunner:
     async def _wait_to_send(self, sender: Sender, value: _t.Any) -> None:
         with self._waiting_time():
             await sender.send(value)
+
+    async def _wait_to_send_all(self, blocked: list[tuple[Sender, _t.Any]]) -> None:
+        """Sends what `offer_outputs` could not, waiting for room downstream."""
+        with self._waiting_time():
+            for sender, value in blocked:
+                await sender.send(value)
 
     @contextlib.contextmanager
     def _waiting_time(self) -> Iterator[None]:
