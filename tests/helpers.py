@@ -84,3 +84,93 @@ def ray_leftovers() -> list[str]:
     ]
     left += [f"run {run}" for run in ray.get(shared_coordinator().runs.remote())]
     return left
+
+
+def write_tls_files(directory: Path, name: str = "cluster") -> dict[str, str]:
+    """A certificate authority and a certificate it signed, as Ray's TLS variables name them.
+
+    Like Ray's own recipe: one key and certificate for every node, the CA to check them by.
+    Returns `RAY_TLS_SERVER_CERT`, `RAY_TLS_SERVER_KEY` and `RAY_TLS_CA_CERT` (not
+    `RAY_USE_TLS`).
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    validity = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1))
+
+    def certificate(
+        subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None, signer: _t.Any
+    ) -> x509.Certificate:
+        subject_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject_name)
+            .issuer_name(issuer or subject_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(validity[0])
+            .not_valid_after(validity[1])
+        )
+        if issuer is None:
+            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                False,
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = certificate(f"{name} CA", ca_key, None, ca_key)
+    node_key = ec.generate_private_key(ec.SECP256R1())
+    node = certificate(f"{name} node", node_key, ca.subject, ca_key)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "RAY_TLS_CA_CERT": directory / f"{name}-ca.crt",
+        "RAY_TLS_SERVER_CERT": directory / f"{name}-node.crt",
+        "RAY_TLS_SERVER_KEY": directory / f"{name}-node.key",
+    }
+    files["RAY_TLS_CA_CERT"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files["RAY_TLS_SERVER_CERT"].write_bytes(node.public_bytes(serialization.Encoding.PEM))
+    files["RAY_TLS_SERVER_KEY"].write_bytes(
+        node_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return {variable: str(path) for variable, path in files.items()}
+
+
+def listening_sockets() -> dict[int, list[str]]:
+    """Every listening TCP socket on this machine: its port and the addresses it is bound to.
+
+    Read from `/proc/net/tcp` and `/proc/net/tcp6` (Linux), which list every process's.
+    """
+    import ipaddress
+
+    found: dict[int, list[str]] = {}
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            if state != "0A":  # LISTEN
+                continue
+            host_hex, port_hex = local.split(":")
+            raw = bytes.fromhex(host_hex)
+            # The kernel writes each 32-bit word in host (little-endian) order.
+            ordered = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
+            found.setdefault(int(port_hex, 16), []).append(str(ipaddress.ip_address(ordered)))
+    return found

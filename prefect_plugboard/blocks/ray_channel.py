@@ -9,7 +9,12 @@ from pydantic import Field
 
 from prefect_plugboard.blocks.channel_block import DOCUMENTATION_URL, ChannelBlock
 from prefect_plugboard.connector.connector import Connector
-from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, RayConnector
+from prefect_plugboard.connector.ray_connector import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_FRAME_BYTES,
+    MAX_FRAME_BYTES,
+    RayConnector,
+)
 from prefect_plugboard.schemas.connector import ConnectorSpec
 
 
@@ -75,14 +80,30 @@ class RayChannelBlock(ChannelBlock):
         ),
     )
 
+    max_frame_bytes: int = Field(
+        default=DEFAULT_MAX_FRAME_BYTES,
+        strict=True,
+        ge=1,
+        le=MAX_FRAME_BYTES,
+        title="Max frame bytes",
+        description=(
+            "Most bytes in one frame (a larger batch is split), so also the largest message "
+            "once pickled: bounds what a receiver buffers per connector. 64 MiB by default."
+        ),
+    )
+
     def connector_settings(self) -> dict[str, _t.Any]:
         """Returns the settings of every connector built from this block."""
-        return {"maxsize": self.maxsize, "batch_size": self.batch_size}
+        return {
+            "maxsize": self.maxsize,
+            "batch_size": self.batch_size,
+            "max_frame_bytes": self.max_frame_bytes,
+        }
 
     def build(self, spec: ConnectorSpec | Mapping[str, _t.Any]) -> RayConnector:
-        """Returns a `RayConnector` for `spec` with this block's `maxsize` and `batch_size`.
+        """Returns a `RayConnector` for `spec` with this block's settings.
 
         Args:
             spec: The source and target fields.
         """
-        return RayConnector(spec, maxsize=self.maxsize, batch_size=self.batch_size)
+        return RayConnector(spec, **self.connector_settings())

@@ -26,7 +26,7 @@ from prefect_plugboard.blocks import (
     RayChannelBlock,
     channel_block_types,
 )
-from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE
+from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAME_BYTES
 from prefect_plugboard.testing import Collector, ListSource, PassThrough, run_in_memory
 
 
@@ -75,6 +75,8 @@ def test_ray_batch_size_defaults_to_the_connector_default() -> None:
         (RayChannelBlock, {"maxsize": -5}, "maxsize"),
         (RayChannelBlock, {"maxsize": 8, "batch_size": 0}, "batch_size"),
         (RayChannelBlock, {"maxsize": 8, "batch_size": 2.5}, "batch_size"),
+        (RayChannelBlock, {"maxsize": 8, "max_frame_bytes": 0}, "max_frame_bytes"),
+        (RayChannelBlock, {"maxsize": 8, "max_frame_bytes": 1 << 32}, "max_frame_bytes"),
     ],
 )
 def test_invalid_values_are_refused(
@@ -112,7 +114,13 @@ def test_an_asyncio_block_builds_asyncio_connectors_with_its_maxsize() -> None:
 def test_a_ray_block_builds_ray_connectors_with_its_settings() -> None:
     connector = RayChannelBlock(maxsize=0, batch_size=7).build(SPEC)
     assert type(connector) is RayConnector
-    assert connector.settings() == {"maxsize": 0, "batch_size": 7}
+    assert connector.settings() == {
+        "maxsize": 0,
+        "batch_size": 7,
+        "max_frame_bytes": DEFAULT_MAX_FRAME_BYTES,
+    }
+    limited = RayChannelBlock(maxsize=0, max_frame_bytes=4096).build(SPEC)
+    assert limited.settings()["max_frame_bytes"] == 4096
 
 
 @pytest.mark.parametrize(
@@ -160,7 +168,11 @@ def test_from_block_with_a_block_instance_returns_the_connector() -> None:
     assert (asyncio_connector.spec, asyncio_connector.maxsize) == (SPEC, 2)
     ray_connector = RayConnector.from_block(RayChannelBlock(maxsize=6, batch_size=3), SPEC)
     assert type(ray_connector) is RayConnector
-    assert ray_connector.settings() == {"maxsize": 6, "batch_size": 3}
+    assert ray_connector.settings() == {
+        "maxsize": 6,
+        "batch_size": 3,
+        "max_frame_bytes": DEFAULT_MAX_FRAME_BYTES,
+    }
 
 
 def test_from_block_with_a_block_of_the_other_kind_names_both() -> None:
