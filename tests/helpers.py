@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 import socket
+import time
 import typing as _t
 
 from prefect_plugboard import (
@@ -15,6 +17,7 @@ from prefect_plugboard import (
     Connector,
     ConnectorSpec,
 )
+from prefect_plugboard.testing import Collector
 
 
 def connect(
@@ -59,6 +62,26 @@ class Forever(Component):
         Path(self.marker).write_text("destroyed")
 
 
+class SlowToArrive(Collector):
+    """A `Collector` whose worker takes long to come up: it waits for a file (its gate).
+
+    Unpickling it anywhere but where it was made waits until `gate` exists, like a component
+    whose state takes long to load. Its worker registers nothing until then, so every peer
+    that sends to it waits to connect anywhere: the others' ports stay open meanwhile.
+    """
+
+    def __init__(self, gate: str, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self.gate = gate
+        self.made_in = os.getpid()
+
+    def __setstate__(self, state: dict[str, _t.Any]) -> None:
+        self.__dict__.update(state)
+        if os.getpid() != self.made_in:
+            while not Path(self.gate).exists():
+                time.sleep(0.02)
+
+
 def ray_leftovers() -> list[str]:
     """What runs left behind on the session's Ray: it should be nothing.
 
@@ -86,10 +109,13 @@ def ray_leftovers() -> list[str]:
     return left
 
 
-def write_tls_files(directory: Path, name: str = "cluster") -> dict[str, str]:
+def write_tls_files(
+    directory: Path, name: str = "cluster", addresses: _t.Sequence[str] = ("127.0.0.1",)
+) -> dict[str, str]:
     """A certificate authority and a certificate it signed, as Ray's TLS variables name them.
 
-    Like Ray's own recipe: one key and certificate for every node, the CA to check them by.
+    Like Ray's own recipe: one key and certificate for every node (naming `addresses` both
+    as IP addresses and, as Ray's gRPC matches them, as DNS names), the CA to check them by.
     Returns `RAY_TLS_SERVER_CERT`, `RAY_TLS_SERVER_KEY` and `RAY_TLS_CA_CERT` (not
     `RAY_USE_TLS`).
     """
@@ -122,7 +148,11 @@ def write_tls_files(directory: Path, name: str = "cluster") -> dict[str, str]:
         else:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                    [
+                        x509.DNSName("localhost"),
+                        *(x509.DNSName(a) for a in addresses),
+                        *(x509.IPAddress(ipaddress.ip_address(a)) for a in addresses),
+                    ]
                 ),
                 False,
             )
@@ -174,3 +204,31 @@ def listening_sockets() -> dict[int, list[str]]:
             ordered = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
             found.setdefault(int(port_hex, 16), []).append(str(ipaddress.ip_address(ordered)))
     return found
+
+
+async def registered_streams(names: list[str]) -> tuple[str, dict[str, _t.Any]]:
+    """The running run's id and where `names` receive, once their workers registered them.
+
+    Read from this driver's coordinator (the run must be the only one it holds).
+    """
+    from prefect_plugboard.process.ray.coordinator import shared_coordinator
+
+    coordinator = shared_coordinator()
+    deadline = time.monotonic() + 60
+    while not (runs := await coordinator.runs.remote()):
+        assert time.monotonic() < deadline, "no run reached the coordinator"
+        await asyncio.sleep(0.05)
+    (run_id,) = runs
+    addresses = await asyncio.wait_for(coordinator.addresses.remote(run_id, names), 60)
+    return run_id, addresses
+
+
+async def until_closed(reader: asyncio.StreamReader) -> bytes:
+    """Everything a peer sends until it closes (bounded only so that a bug cannot hang)."""
+    data = b""
+    try:
+        while chunk := await asyncio.wait_for(reader.read(65536), 30):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data

@@ -260,8 +260,15 @@ class _Slot:
         self.loop.call_soon_threadsafe(cancel)
 
     async def listen(self, host: str) -> StreamAddress | None:
-        """Starts receiving the component's inputs and events; returns where (if it has any)."""
+        """Starts receiving the component's inputs and events; returns where (if it has any).
+
+        The component's log lines are captured from here on: a connection its receiver
+        refuses is a warning in its log.
+        """
         component = self.component
+        component._run_logger = capturing_logger(
+            self.name, self._reports.line_sink(self.name), self._log_level
+        )
         plan = self.plan
         self._inboxes = {
             f: Inbox(p.maxsize, p.senders, f"{component.name}.{f}") for f, p in plan.inputs.items()
@@ -290,9 +297,6 @@ class _Slot:
         """Connects to the components it sends to, then runs the component's `init()`."""
         self._current = asyncio.current_task()
         component = self.component
-        component._run_logger = capturing_logger(
-            self.name, self._reports.line_sink(self.name), self._log_level
-        )
         senders: dict[str, list[Sender]] = {}
         for out_field, targets in self.plan.outputs.items():
             for target in targets:
