@@ -25,8 +25,8 @@ class RayChannelBlock(ChannelBlock):
     """Settings of the channels between the components of a `RayProcess`.
 
     Builds `RayConnector`s: each sender streams straight to its receiver, packing up to
-    `batch_size` messages per frame when busy; the receiver holds at most `maxsize` messages
-    (plus what the network buffers hold) before senders wait.
+    `batch_size` messages (and at most `max_frame_bytes`) per frame when busy; the receiver
+    holds at most `maxsize` messages (plus what the network buffers hold) before senders wait.
 
     Example:
         ```python
@@ -43,7 +43,8 @@ class RayChannelBlock(ChannelBlock):
     _description = (
         "Settings of the channels between the components of a prefect-plugboard RayProcess, "
         "which stream directly between Ray workers: how many messages a receiver holds "
-        "before senders wait, and how many messages travel in one frame."
+        "before senders wait, how many messages travel in one frame, and how large a frame "
+        "may be."
     )
     _documentation_url = DOCUMENTATION_URL  # type: ignore[assignment]
     _code_example = """

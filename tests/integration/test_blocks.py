@@ -37,7 +37,7 @@ from prefect_plugboard.blocks import (
     RayChannelBlock,
     load_channel_block,
 )
-from prefect_plugboard.process.ray.stream import HIGH_WATER
+from prefect_plugboard.process.ray.sender import HIGH_WATER
 from prefect_plugboard.testing import Collector, ListSource, PassThrough
 
 

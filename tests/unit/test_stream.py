@@ -11,7 +11,8 @@ from prefect_plugboard.connector import EndOfStream, Inbox
 from prefect_plugboard.connector.ray_connector import DEFAULT_MAX_FRAME_BYTES
 from prefect_plugboard.exceptions import ChannelError
 from prefect_plugboard.process.ray.auth import StreamSecurity
-from prefect_plugboard.process.ray.stream import StreamAddress, StreamReceiver, StreamSender
+from prefect_plugboard.process.ray.sender import StreamSender
+from prefect_plugboard.process.ray.stream import StreamAddress, StreamReceiver
 
 
 RUN = StreamSecurity.for_run("run-1", tls=False, loopback=True)

@@ -24,11 +24,11 @@ from prefect_plugboard.exceptions import ChannelError
 from prefect_plugboard.process.ray import stream as stream_module
 from prefect_plugboard.process.ray.auth import FRAME_HEAD, FrameSealer, StreamSecurity, claim
 from prefect_plugboard.process.ray.host import HostSettings
+from prefect_plugboard.process.ray.sender import StreamSender
 from prefect_plugboard.process.ray.stream import (
     MAX_PENDING_HANDSHAKES,
     StreamAddress,
     StreamReceiver,
-    StreamSender,
 )
 from prefect_plugboard.process.ray.tls import client_context
 from tests.helpers import write_tls_files

@@ -44,7 +44,8 @@ from prefect_plugboard.process.ray.reports import (
     Report,
     StopAsked,
 )
-from prefect_plugboard.process.ray.stream import StreamAddress, StreamReceiver, StreamSender
+from prefect_plugboard.process.ray.sender import StreamSender
+from prefect_plugboard.process.ray.stream import StreamAddress, StreamReceiver
 from prefect_plugboard.process.wiring import WorkerPlan, event_senders
 from prefect_plugboard.schemas.status import Status
 
