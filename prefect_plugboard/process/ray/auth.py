@@ -30,6 +30,8 @@ import secrets
 import ssl
 import struct
 
+from prefect_plugboard.exceptions import ChannelError
+
 
 __all__ = [
     "FRAME_HEAD",
@@ -175,11 +177,14 @@ def claim(
 
     Returns:
         The bytes to send, the answer the receiver must give, and the sealer of the frames.
+
+    Raises:
+        ChannelError: The connector id or the field is over `MAX_NAME_BYTES`.
     """
     connector_bytes, field_bytes = connector.encode(), field.encode()
     if max(len(connector_bytes), len(field_bytes)) > MAX_NAME_BYTES:
         msg = f"connector {connector!r}: its id or field is over {MAX_NAME_BYTES} bytes"
-        raise ValueError(msg)
+        raise ChannelError(msg)
     head = _CLAIM.pack(
         _MAGIC,
         _VERSION,
