@@ -253,7 +253,9 @@ def _switch_process_type(process: dict[str, _t.Any], process_type: str) -> list[
         builder["type"] = RAY_CONNECTOR
     elif target == LOCAL and current == RAY_CONNECTOR:
         builder["type"] = ASYNCIO_CONNECTOR
-        builder["args"] = {k: v for k, v in args.items() if k != "batch_size"}
+        builder["args"] = {
+            k: v for k, v in args.items() if k not in ("batch_size", "max_frame_bytes")
+        }
     return []
 
 

@@ -380,7 +380,9 @@ async def run_on_ray(
 @pytest.mark.ray
 @pytest.mark.usefixtures("ray_cluster")
 async def test_a_ray_process_runs_on_the_channels_of_a_saved_block() -> None:
-    block = load_channel_block(await saved(RayChannelBlock(maxsize=2, batch_size=3), "ray"))
+    block = load_channel_block(
+        await saved(RayChannelBlock(maxsize=2, batch_size=3, max_frame_bytes=1 << 16), "ray")
+    )
     sink = Collector(name="sink")
     process = RayProcess(
         components=[ListSource(name="src", items=range(500)), PassThrough(name="relay"), sink],
@@ -391,8 +393,8 @@ async def test_a_ray_process_runs_on_the_channels_of_a_saved_block() -> None:
         connector_builder=block,
     )
     assert [(type(c), c.settings()) for c in process.connectors.values()] == [
-        (RayConnector, {"maxsize": 2, "batch_size": 3}),
-        (RayConnector, {"maxsize": 2, "batch_size": 3}),
+        (RayConnector, {"maxsize": 2, "batch_size": 3, "max_frame_bytes": 1 << 16}),
+        (RayConnector, {"maxsize": 2, "batch_size": 3, "max_frame_bytes": 1 << 16}),
     ]
     async with process:
         await process.run()

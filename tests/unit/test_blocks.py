@@ -27,7 +27,7 @@ from prefect_plugboard.blocks import (
     channel_block_types,
     resolve_channel_block,
 )
-from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE
+from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAME_BYTES
 from prefect_plugboard.testing import Collector, ListSource, PassThrough, run_in_memory
 
 
@@ -76,6 +76,8 @@ def test_ray_batch_size_defaults_to_the_connector_default() -> None:
         (RayChannelBlock, {"maxsize": -5}, "maxsize"),
         (RayChannelBlock, {"maxsize": 8, "batch_size": 0}, "batch_size"),
         (RayChannelBlock, {"maxsize": 8, "batch_size": 2.5}, "batch_size"),
+        (RayChannelBlock, {"maxsize": 8, "max_frame_bytes": 0}, "max_frame_bytes"),
+        (RayChannelBlock, {"maxsize": 8, "max_frame_bytes": 1 << 32}, "max_frame_bytes"),
     ],
 )
 def test_invalid_values_are_refused(
@@ -113,7 +115,13 @@ def test_an_asyncio_block_builds_asyncio_connectors_with_its_maxsize() -> None:
 def test_a_ray_block_builds_ray_connectors_with_its_settings() -> None:
     connector = RayChannelBlock(maxsize=0, batch_size=7).build(SPEC)
     assert type(connector) is RayConnector
-    assert connector.settings() == {"maxsize": 0, "batch_size": 7}
+    assert connector.settings() == {
+        "maxsize": 0,
+        "batch_size": 7,
+        "max_frame_bytes": DEFAULT_MAX_FRAME_BYTES,
+    }
+    limited = RayChannelBlock(maxsize=0, max_frame_bytes=4096).build(SPEC)
+    assert limited.settings()["max_frame_bytes"] == 4096
 
 
 @pytest.mark.parametrize(
@@ -165,7 +173,11 @@ def test_a_resolved_block_builds_its_kind_of_connector() -> None:
         RayChannelBlock(maxsize=6, batch_size=3), RayChannelBlock
     ).build(SPEC)
     assert type(ray_connector) is RayConnector
-    assert ray_connector.settings() == {"maxsize": 6, "batch_size": 3}
+    assert ray_connector.settings() == {
+        "maxsize": 6,
+        "batch_size": 3,
+        "max_frame_bytes": DEFAULT_MAX_FRAME_BYTES,
+    }
 
 
 def test_a_block_of_the_other_kind_is_refused_naming_both() -> None:

@@ -138,8 +138,14 @@ class RayRun:
         """
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+        from prefect_plugboard.process.ray.auth import StreamSecurity
         from prefect_plugboard.process.ray.host import HostSettings
+        from prefect_plugboard.process.ray.tls import ray_uses_tls
 
+        # A fresh secret for this run's streams, handed to its workers with their components.
+        streams = StreamSecurity.for_run(
+            self.run_id, tls=ray_uses_tls(), loopback=_on_one_node(self.group)
+        )
         body = _host_task()
         for index, host in enumerate(self.hosts):
             options = {
@@ -150,7 +156,7 @@ class RayRun:
             }
             self._refs.append(
                 body.options(**options).remote(
-                    HostSettings(self.run_id, index, self.log_level),
+                    HostSettings(self.run_id, index, streams, self.log_level),
                     [self.components[c] for c in host.components],
                     {c: self.plans[c] for c in host.components},
                     self.coordinator,
@@ -428,6 +434,18 @@ def _host_task() -> _t.Any:
 
 
 _HOST_TASK: _t.Any = None
+
+
+def _on_one_node(group: _t.Any) -> bool:
+    """Whether every bundle of the run's placement group is on one node."""
+    from ray.util.placement_group import placement_group_table
+
+    try:
+        nodes = set(placement_group_table(group)["bundles_to_node_id"].values())
+    except Exception as exc:  # noqa: BLE001 - then the node's own address serves as well
+        _logger.debug("Could not tell where the run's workers are: %r", exc)
+        return False
+    return len(nodes) == 1
 
 
 async def _outcome(ref: _t.Any) -> _t.Any:
