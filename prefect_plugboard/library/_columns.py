@@ -12,30 +12,38 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 import typing as _t
 
-import pyarrow as pa
-import pyarrow.types as pat
+from prefect_plugboard.library._common import lazy_module
+
+
+if _t.TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.types as pat
+else:
+    pa = lazy_module("pyarrow")
+    pat = lazy_module("pyarrow.types")
 
 
 __all__ = ["ColumnTypeError", "parse_schema", "python_columns", "table_from_columns"]
 
 _NARROW_NUMBERS = (
-    pat.is_int8,
-    pat.is_int16,
-    pat.is_int32,
-    pat.is_uint8,
-    pat.is_uint16,
-    pat.is_uint32,
-    pat.is_uint64,
-    pat.is_float16,
-    pat.is_float32,
+    "is_int8",
+    "is_int16",
+    "is_int32",
+    "is_uint8",
+    "is_uint16",
+    "is_uint32",
+    "is_uint64",
+    "is_float16",
+    "is_float32",
 )
+"""The Arrow type checks (in `pyarrow.types`) of the types that leave as NumPy scalars."""
 
 
 def _keeps_type_as_numpy(column: pa.ChunkedArray | pa.Array) -> bool:
     kind = column.type
     if column.null_count:
         return False  # NumPy has no null for these: plain values and None instead
-    if any(check(kind) for check in _NARROW_NUMBERS):
+    if any(getattr(pat, check)(kind) for check in _NARROW_NUMBERS):
         return True
     return pat.is_timestamp(kind) and kind.unit != "us" and kind.tz is None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+import importlib
 import typing as _t
 
 from prefect_plugboard.exceptions import ValidationError
@@ -99,3 +100,23 @@ def with_block_references(exported: dict[str, _t.Any]) -> dict[str, _t.Any]:
         if name and slug is not None and not getattr(value, "_is_anonymous", False):
             args[key] = f"{slug()}/{name}"
     return exported
+
+
+class _LazyModule:
+    """A module imported on first use of one of its names."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> _t.Any:
+        module = importlib.import_module(self._name)
+        return getattr(module, attribute)
+
+
+def lazy_module(name: str) -> _t.Any:
+    """`name` imported when one of its names is first used, not now.
+
+    The library's Arrow-based components are built on the driver (and checked by
+    `prefect-plugboard validate`) without Arrow: it loads where they read or write.
+    """
+    return _LazyModule(name)

@@ -6,10 +6,6 @@ from collections.abc import Mapping, Sequence
 import os
 import typing as _t
 
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
-
 from prefect_plugboard.exceptions import DataIOError, NoMoreDataException, ValidationError
 from prefect_plugboard.library._columns import (
     ColumnTypeError,
@@ -17,11 +13,21 @@ from prefect_plugboard.library._columns import (
     python_columns,
     table_from_columns,
 )
-from prefect_plugboard.library._common import IOThread, label
+from prefect_plugboard.library._common import IOThread, label, lazy_module
 from prefect_plugboard.library._files import file_format, filesystem, resolve_location
 from prefect_plugboard.library.credentials import storage
 from prefect_plugboard.library.data_reader import DataReader, DataReaderArgsDict
 from prefect_plugboard.library.data_writer import DataWriter, DataWriterArgsDict
+
+
+if _t.TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+else:  # loaded where a file is read or written, not where the component is built
+    pa = lazy_module("pyarrow")
+    pa_csv = lazy_module("pyarrow.csv")
+    pq = lazy_module("pyarrow.parquet")
 
 
 __all__ = ["FileReader", "FileWriter"]

@@ -11,9 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 import typing as _t
 
-from prefect_plugboard.component.component import Component, RunStats
 from prefect_plugboard.component.log_lines import LogLine
-from prefect_plugboard.schemas.status import Status
 
 
 __all__ = [
@@ -26,8 +24,6 @@ __all__ = [
     "Report",
     "Stepped",
     "StopAsked",
-    "apply_final_state",
-    "apply_progress",
 ]
 
 
@@ -119,17 +115,3 @@ class HostGone:
 
 
 Report = Lines | Progress | Failure | Ended | Stepped | StopAsked | HostReady | HostGone
-
-
-def apply_progress(component: Component, status: str, stats: Mapping[str, _t.Any]) -> None:
-    """Copies a worker's status and figures onto the driver's component object."""
-    component.status = Status(status)
-    component._run_stats = RunStats(**stats)
-
-
-def apply_final_state(component: Component, final: Mapping[str, _t.Any]) -> None:
-    """Copies a worker's final state onto the driver's component object."""
-    apply_progress(component, final["status"], final["stats"])
-    component.__dict__.update(final["fields"])
-    for key, value in final["exports"].items():
-        setattr(component, key, value)

@@ -23,7 +23,7 @@ import logging
 import typing as _t
 import uuid
 
-from prefect_plugboard.component.component import Component
+from prefect_plugboard.component.component import Component, RunStats
 from prefect_plugboard.component.log_lines import LogLine
 from prefect_plugboard.process.ray.placement import HostPlan
 from prefect_plugboard.process.ray.reports import (
@@ -35,8 +35,6 @@ from prefect_plugboard.process.ray.reports import (
     Progress,
     Report,
     Stepped,
-    apply_final_state,
-    apply_progress,
 )
 from prefect_plugboard.process.supervision import ComponentFailure, ReportedError
 from prefect_plugboard.process.wiring import WorkerPlan
@@ -473,3 +471,17 @@ def _unpickle(data: bytes) -> BaseException:
         msg = f"expected an exception, got {type(error).__name__}"
         raise TypeError(msg)
     return error
+
+
+def apply_progress(component: Component, status: str, stats: Mapping[str, _t.Any]) -> None:
+    """Copies a worker's status and figures onto the driver's component object."""
+    component.status = Status(status)
+    component._run_stats = RunStats(**stats)
+
+
+def apply_final_state(component: Component, final: Mapping[str, _t.Any]) -> None:
+    """Copies a worker's final state onto the driver's component object."""
+    apply_progress(component, final["status"], final["stats"])
+    component.__dict__.update(final["fields"])
+    for key, value in final["exports"].items():
+        setattr(component, key, value)
