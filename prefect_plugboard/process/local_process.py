@@ -11,12 +11,12 @@ import uuid
 from prefect.client.schemas.objects import RunInput, TaskRunResult
 from prefect.task_engine import run_task_async
 
-from prefect_plugboard.component.log_lines import LogLine, capturing_logger
 from prefect_plugboard.component.runner import ComponentRunner, EventWiring
 from prefect_plugboard.connector.asyncio_connector import AsyncioConnector
 from prefect_plugboard.connector.channel import EndOfStream, Inbox, LocalSender, Sender
 from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.exceptions import ComponentError
+from prefect_plugboard.log_lines import LogLine, capturing_logger
 from prefect_plugboard.process.event_routes import EVENTS_FIELD
 from prefect_plugboard.process.links import Links
 from prefect_plugboard.process.process import Process

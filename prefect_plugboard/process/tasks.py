@@ -13,9 +13,9 @@ from prefect.client.orchestration import get_client
 from prefect.logging import get_run_logger
 
 from prefect_plugboard.component.component import Component, RunStats
-from prefect_plugboard.component.log_lines import LogLine
 from prefect_plugboard.component.runner import ComponentRunner
 from prefect_plugboard.exceptions import Issue, ValidationError
+from prefect_plugboard.log_lines import LogLine
 
 
 __all__ = [

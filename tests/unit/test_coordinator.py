@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from prefect_plugboard.component.log_lines import LogLine
+from prefect_plugboard.log_lines import LogLine
 from prefect_plugboard.process.ray.coordinator import RunCoordinator
 from prefect_plugboard.process.ray.reports import Ended, Failure, Lines, StopAsked
 from prefect_plugboard.process.ray.stream import StreamAddress

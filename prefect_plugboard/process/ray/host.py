@@ -29,10 +29,10 @@ import traceback
 import typing as _t
 
 from prefect_plugboard.component.component import Component
-from prefect_plugboard.component.log_lines import LogLine, capturing_logger
 from prefect_plugboard.component.runner import ComponentRunner, EventWiring
 from prefect_plugboard.connector.channel import EndOfStream, Inbox, Sender
 from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAME_BYTES
+from prefect_plugboard.log_lines import LogLine, capturing_logger
 from prefect_plugboard.process.event_routes import EVENTS_FIELD
 from prefect_plugboard.process.ray.auth import StreamSecurity
 from prefect_plugboard.process.ray.reports import (

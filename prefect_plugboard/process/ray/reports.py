@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 import typing as _t
 
-from prefect_plugboard.component.log_lines import LogLine
+from prefect_plugboard.log_lines import LogLine
 
 
 __all__ = [

@@ -24,7 +24,7 @@ import typing as _t
 import uuid
 
 from prefect_plugboard.component.component import Component, RunStats
-from prefect_plugboard.component.log_lines import LogLine
+from prefect_plugboard.log_lines import LogLine
 from prefect_plugboard.process.ray.placement import HostPlan
 from prefect_plugboard.process.ray.reports import (
     Ended,
