@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from types import ModuleType
@@ -94,6 +95,16 @@ class SlowToArrive(Collector):
         if os.getpid() != self.made_in:
             while not Path(self.gate).exists():
                 time.sleep(0.02)
+
+
+class WorkerProbe(Collector):
+    """A `Collector` that notes what its worker holds of Prefect: modules and settings."""
+
+    exports = ["prefect_modules", "prefect_settings"]
+
+    async def init(self) -> None:
+        self.prefect_modules = sorted(m for m in sys.modules if m.split(".")[0] == "prefect")
+        self.prefect_settings = sorted(k for k in os.environ if k.startswith("PREFECT_"))
 
 
 def ray_leftovers() -> list[str]:

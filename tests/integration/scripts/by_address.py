@@ -1,7 +1,7 @@
 """Runs a RayProcess on a cluster started elsewhere (`ray start`); prints one JSON line.
 
 Usage: python by_address.py MODE  (MODE: "address" uses ray_address=$CLUSTER, "env" uses
-RAY_ADDRESS, "auto" uses ray_address="auto", "local" lets the process start a Ray of its own).
+RAY_ADDRESS, "auto" uses ray_address="auto").
 The component class comes from a module beside this script, which the cluster's workers
 cannot import by themselves; it reports what its fresh worker holds of Prefect.
 """

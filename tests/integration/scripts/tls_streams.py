@@ -1,10 +1,11 @@
 """Runs a RayProcess on a local Ray set up for TLS (by the environment); prints one JSON line.
 
 Usage: python tls_streams.py DIR. The environment holds `RAY_USE_TLS=1` and Ray's certificate
-variables; DIR receives the gate file and holds `other-*` files, a certificate of another CA.
+variables (and Prefect's settings, which the Ray the process starts must not pass on to its
+workers); DIR receives the gate file and holds `other-*` files, a certificate of another CA.
 While the sink listens (its peer `late` comes up only when the gate opens), strangers knock:
 one in plain text, one with a certificate of another CA, one with the cluster's certificate
-but not the run's secret.
+but not the run's secret. The sink, on a fresh worker, notes what it holds of Prefect.
 """
 
 import asyncio
@@ -21,8 +22,8 @@ from prefect_plugboard import ConnectorSpec, RayConnector, RayProcess, Resource
 from prefect_plugboard.process.ray.auth import StreamSecurity, claim
 from prefect_plugboard.process.ray.stream import StreamAddress
 from prefect_plugboard.process.ray.tls import client_context
-from prefect_plugboard.testing import Collector, ListSource
-from tests.helpers import SlowToArrive, registered_streams, until_closed
+from prefect_plugboard.testing import ListSource
+from tests.helpers import SlowToArrive, WorkerProbe, registered_streams, until_closed
 
 
 GREETING_BYTES = 38
@@ -59,7 +60,7 @@ def stranger_context(directory: Path) -> ssl.SSLContext:
 async def main(directory: Path) -> dict[str, _t.Any]:
     gate = directory / "gate"
     items = list(range(300))
-    sink = Collector(name="sink")
+    sink = WorkerProbe(name="sink")
     process = RayProcess(
         components=[
             ListSource(name="src", items=items),
@@ -70,8 +71,11 @@ async def main(directory: Path) -> dict[str, _t.Any]:
             RayConnector(spec=ConnectorSpec(source="src.x", target="sink.x"), maxsize=16),
             RayConnector(spec=ConnectorSpec(source="src.x", target="late.x"), maxsize=16),
         ],
+        ray_init_kwargs={"num_cpus": 2},  # the process starts its Ray, and stops it
     )
     starting = asyncio.ensure_future(process.init())
+    while not ray.is_initialized():
+        await asyncio.sleep(0.05)
     try:
         run_id, addresses = await registered_streams(["sink"])
         address = addresses["sink"]
@@ -85,18 +89,17 @@ async def main(directory: Path) -> dict[str, _t.Any]:
     await starting
     await process.run()
     await process.destroy()
+    probe = process.components["sink"]
     return {
         "ray_uses_tls": os.environ.get("RAY_USE_TLS"),
         "knocks": knocks,
         "received": sink.received == items,
         "late_received": process.components["late"].received == items,
+        "worker_prefect_modules": probe.prefect_modules,
+        "worker_prefect_settings": probe.prefect_settings,
+        "disconnected_after": not ray.is_initialized(),
     }
 
 
 if __name__ == "__main__":
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
-    try:
-        result = asyncio.run(main(Path(sys.argv[1])))
-    finally:
-        ray.shutdown()
-    print("RESULT " + json.dumps(result))
+    print("RESULT " + json.dumps(asyncio.run(main(Path(sys.argv[1])))))
