@@ -10,6 +10,8 @@ PlugboardError
 │   └── ResourceError                   the Ray cluster cannot give the graph what it asks for
 ├── ComponentError                      a component raised; `.component`; the cause is kept
 │   └── ComponentCrashedError           the worker running a component died
+├── ConstraintError                     a component found a constraint violated; `.objective_value`
+├── StudyError                          a study ended without a completed trial; `.results`
 ├── ProcessStateError (RuntimeError)    a process method was called in the wrong state
 ├── RayConnectionError (ConnectionError) the Ray cluster to join is unreachable or refused us
 └── ChannelError                        a channel could not carry a message
@@ -28,11 +30,13 @@ __all__ = [
     "ChannelError",
     "ComponentCrashedError",
     "ComponentError",
+    "ConstraintError",
     "Issue",
     "PlugboardError",
     "ProcessStateError",
     "RayConnectionError",
     "ResourceError",
+    "StudyError",
     "ValidationError",
 ]
 
@@ -102,6 +106,40 @@ class ComponentError(PlugboardError):
 
 class ComponentCrashedError(ComponentError):
     """The worker running a component died (killed, out of memory, node lost)."""
+
+
+class ConstraintError(PlugboardError):
+    """A component found one of the model's constraints violated; the run ends with it.
+
+    Raise it from a component (`raise ConstraintError("pressure above 5 bar")`): every other
+    component stops, and `run()` raises this error, with the component named, instead of a
+    `ComponentError`. A tuner scores the trial with `objective_value` (or the worst value).
+
+    Args:
+        *args: The message: which constraint, and by how much.
+        objective_value: The objective to report for this run instead of the worst value.
+
+    Attributes:
+        objective_value: As given.
+        component: The name of the component that raised it (set when the run ends).
+    """
+
+    def __init__(self, *args: object, objective_value: float | None = None) -> None:
+        super().__init__(*args)
+        self.objective_value = objective_value
+        self.component: str | None = None
+
+
+class StudyError(PlugboardError):
+    """A study of a model ended without a completed trial (each failed, or it was cancelled).
+
+    Attributes:
+        results: The study's trials (`prefect_plugboard.tune.StudyResults`), with their errors.
+    """
+
+    def __init__(self, message: str, results: object = None) -> None:
+        super().__init__(message)
+        self.results = results
 
 
 class ProcessStateError(PlugboardError, RuntimeError):

@@ -187,6 +187,47 @@ def schema(
     console.print(f"  # yaml-language-server: $schema={output}", markup=False)
 
 
+@app.command()
+def tune(
+    file: FileArgument,
+    process_type: ProcessTypeOption = None,
+    param: ParamOption = None,
+    num_samples: _t.Annotated[
+        int | None, typer.Option("--num-samples", min=1, help="Trials, in place of the model's.")
+    ] = None,
+    max_concurrent: _t.Annotated[
+        int | None,
+        typer.Option("--max-concurrent", min=1, help="Trials at once, in place of the model's."),
+    ] = None,
+    study_name: _t.Annotated[
+        str | None, typer.Option("--study-name", help="The study's name (Optuna, Prefect tags).")
+    ] = None,
+    ray_address: _t.Annotated[
+        str | None, typer.Option("--ray-address", help="The Ray cluster to run the trials on.")
+    ] = None,
+) -> None:
+    """Tune a model's parameters (its `tune:` section): each trial a child flow run."""
+    try:
+        from prefect_plugboard.tune.command import run_tune_command
+    except ImportError as exc:
+        _fail(
+            RuntimeError(
+                f"tuning needs the tune extra: pip install 'prefect-plugboard[tune]' ({exc})"
+            )
+        )
+    code = run_tune_command(
+        file,
+        process_type=process_type.value if process_type else None,
+        params=param,
+        num_samples=num_samples,
+        max_concurrent=max_concurrent,
+        study_name=study_name,
+        ray_address=ray_address,
+    )
+    if code:
+        raise typer.Exit(code)
+
+
 def main() -> None:
     """Runs the command line."""
     app()
