@@ -44,10 +44,12 @@ if _t.TYPE_CHECKING:
         ChannelError as ChannelError,
         ComponentCrashedError as ComponentCrashedError,
         ComponentError as ComponentError,
+        ConstraintError as ConstraintError,
         PlugboardError as PlugboardError,
         ProcessStateError as ProcessStateError,
         RayConnectionError as RayConnectionError,
         ResourceError as ResourceError,
+        StudyError as StudyError,
         ValidationError as ValidationError,
     )
     from prefect_plugboard.library import (
@@ -64,6 +66,7 @@ if _t.TYPE_CHECKING:
         Resource as Resource,
         Status as Status,
     )
+    from prefect_plugboard.tune import Tuner as Tuner
 
 
 __version__ = "0.1.0"
@@ -84,6 +87,7 @@ _PUBLIC: dict[str, str] = {
     "ComponentArgsDict": "prefect_plugboard.component",
     "ComponentCrashedError": "prefect_plugboard.exceptions",
     "ComponentError": "prefect_plugboard.exceptions",
+    "ConstraintError": "prefect_plugboard.exceptions",
     "Connector": "prefect_plugboard.connector",
     "ConnectorBuilder": "prefect_plugboard.connector",
     "ConnectorSpec": "prefect_plugboard.schemas",
@@ -101,6 +105,8 @@ _PUBLIC: dict[str, str] = {
     "RayConnectionError": "prefect_plugboard.exceptions",
     "ResourceError": "prefect_plugboard.exceptions",
     "Status": "prefect_plugboard.schemas",
+    "StudyError": "prefect_plugboard.exceptions",
+    "Tuner": "prefect_plugboard.tune",
     "ValidationError": "prefect_plugboard.exceptions",
 }
 
@@ -114,6 +120,7 @@ __all__ = [
     "ComponentArgsDict",
     "ComponentCrashedError",
     "ComponentError",
+    "ConstraintError",
     "Connector",
     "ConnectorBuilder",
     "ConnectorSpec",
@@ -134,6 +141,8 @@ __all__ = [
     "ResourceError",
     "Status",
     "StopEvent",
+    "StudyError",
+    "Tuner",
     "ValidationError",
     "__version__",
     "build_flow",

@@ -65,7 +65,7 @@ async def quickly(client: PrefectClient, call: Callable[[], Awaitable[T]]) -> T:
     """
     _hook(client)
     token = _QUICK.set(True)
-    delay = 0.05
+    busy_backoff = 0.05
     try:
         for attempt in range(BUSY_ATTEMPTS):
             try:
@@ -73,8 +73,8 @@ async def quickly(client: PrefectClient, call: Callable[[], Awaitable[T]]) -> T:
             except PrefectHTTPStatusError as exc:
                 if exc.response.status_code != 503 or attempt == BUSY_ATTEMPTS - 1:
                     raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            await asyncio.sleep(busy_backoff)
+            busy_backoff = min(busy_backoff * 2, 0.5)
     finally:
         _QUICK.reset(token)
     msg = "unreachable"  # pragma: no cover - the last attempt returns or raises
