@@ -77,7 +77,7 @@ def main() -> None:
     result = {
         "trials": len(grid),
         "errors": grid.num_errors,
-        "wall_s": round(wall, 2),
+        "study_s": round(wall, 2),
         "trials_per_min": round(len(grid) / wall * 60, 1),
         "compute_s": round(compute, 3),
         "trial_span_s": round(sum(spans) / len(spans), 3) if spans else None,

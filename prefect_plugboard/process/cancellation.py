@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 import contextlib
-import contextvars
 import logging
 import signal
 import threading
@@ -33,9 +32,6 @@ _logger = logging.getLogger(__name__)
 CANCEL_POLL_INTERVAL = 2.0
 """How often (s) the run's state is read, besides listening for its events."""
 _CANCELLING = {StateType.CANCELLING, StateType.CANCELLED}
-_SIGNALS_TAKEN: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "plugboard_signals_taken", default=False
-)
 
 
 async def watch_for_cancellation(flow_run_id: UUID, on_cancel: Callable[[], None]) -> None:
@@ -61,14 +57,11 @@ def sigterm_stops(on_sigterm: Callable[[], None]) -> Iterator[None]:
     component, whose task run then ends `Crashed`; a stop requested on the loop ends every
     component the same way, `Cancelled`. A second SIGTERM gets the handler that was there
     before (the hard way out). Outside the main thread signals cannot be handled, and this
-    does nothing; nor does it inside another `sigterm_stops` of the same task (or of a task
-    started within it): the outer one owns the signal, e.g. a study over its trials, which
-    start and end in any order and could not put each other's handlers back.
+    does nothing.
     """
-    if threading.current_thread() is not threading.main_thread() or _SIGNALS_TAKEN.get():
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    taken = _SIGNALS_TAKEN.set(True)
     loop = asyncio.get_running_loop()
     previous = signal.getsignal(signal.SIGTERM)
     received = False
@@ -87,7 +80,6 @@ def sigterm_stops(on_sigterm: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-        _SIGNALS_TAKEN.reset(taken)
 
 
 async def _hear(flow_run_id: UUID) -> None:

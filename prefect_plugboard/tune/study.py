@@ -6,18 +6,25 @@ workers, their task runs in the trial's run), and tells the search how it ended;
 `concurrency` trials at once, as many as the cluster holds. Cancelling the study's flow
 run (from the UI, the CLI, or a SIGTERM from Prefect) stops every running trial
 gracefully: their flow runs end `Cancelled`, then the study's.
+
+The trials run in a thread of their own, on an event loop of their own, with the study's
+flow run as their parent: Prefect's flow engine takes over SIGTERM for every flow run it
+runs on the main thread, and trials that start and end in any order would leave the
+signal's handlers in disorder. Off the main thread they leave it to the study, which turns
+it into the same graceful stop as a cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import typing as _t
 from uuid import UUID
 
 from prefect.client.schemas.objects import FlowRun
-from prefect.context import FlowRunContext
+from prefect.context import AsyncClientContext, FlowRunContext
 from prefect.logging import get_run_logger
 
 from prefect_plugboard.process.artifacts import publish_graph
@@ -68,7 +75,8 @@ class Study:
         self.previous = 0
         self.stop_reason: str | None = None
         self.flow_run_id: UUID | None = None
-        self._stopped = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the trials run
+        self._stopped: asyncio.Event | None = None
         self._runner: TrialRunner | None = None
         settings = template.model.spec.prefect
         self._ray = RayConnection(settings.ray_address, settings.ray_init_kwargs)
@@ -81,11 +89,19 @@ class Study:
         )
 
     def cancel(self, reason: str) -> None:
-        """Stops the study: no more trials start, running ones are stopped."""
+        """Stops the study: no more trials start, running ones are stopped (any thread)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and not _runs_on(loop):
+            loop.call_soon_threadsafe(self._cancel, reason)
+        else:
+            self._cancel(reason)
+
+    def _cancel(self, reason: str) -> None:
         if self.stop_reason is not None:
             return
         self.stop_reason = reason
-        self._stopped.set()
+        if self._stopped is not None:
+            self._stopped.set()
         if self._runner is not None:
             self._runner.cancel(reason)
 
@@ -131,7 +147,7 @@ class Study:
             else None
         )
         try:
-            await self._study()
+            await self._in_a_thread()
             outcome = "cancelled" if self.stop_reason else "completed"
         except BaseException:
             if self.stop_reason is not None:
@@ -143,6 +159,28 @@ class Study:
                 await publish_trials(self.name, self.results, outcome)
             self.release()
         return self.results
+
+    async def _in_a_thread(self) -> None:
+        """Runs the trials on an event loop of their own; SIGTERM stays with the study."""
+        parent = FlowRunContext.get()
+        running = asyncio.ensure_future(asyncio.to_thread(asyncio.run, self._trials_loop(parent)))
+        with sigterm_stops(lambda: self.cancel("the study received SIGTERM")):
+            try:
+                await asyncio.shield(running)
+            except asyncio.CancelledError:
+                self.cancel("the study was interrupted")
+                await running  # the trials stop, and end `Cancelled`
+                raise
+
+    async def _trials_loop(self, parent: FlowRunContext | None) -> None:
+        """The study's own event loop: a Prefect client of its own, the study's run as parent."""
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        if self.stop_reason is not None:
+            self._stopped.set()
+        async with AsyncClientContext.get_or_create() as client:
+            with parent.model_copy(update={"client": client.client}) if parent else _nothing():
+                await self._study()
 
     async def _study(self) -> None:
         logger = _run_logger()
@@ -198,10 +236,9 @@ class Study:
             else None
         )
         running: dict[asyncio.Future[TrialResult], str] = {}
-        stopped = asyncio.ensure_future(self._stopped.wait())
+        stopped = asyncio.ensure_future(_t.cast(asyncio.Event, self._stopped).wait())
         try:
-            with sigterm_stops(lambda: self.cancel("the study received SIGTERM")):
-                await self._loop(search, runner, running, remaining, stopped, logger)
+            await self._schedule(search, runner, running, remaining, stopped, logger)
         except BaseException:
             self.cancel("the study was interrupted")
             raise
@@ -214,7 +251,7 @@ class Study:
             if watch is not None:
                 watch.cancel()
 
-    async def _loop(
+    async def _schedule(
         self,
         search: StudySearch,
         runner: TrialRunner,
@@ -314,6 +351,18 @@ class _Prepared:
         if flow_run is None:
             return self.trial  # it could not be created: `Failed`
         return await runner.run(self.trial, flow_run)
+
+
+def _runs_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+@contextlib.contextmanager
+def _nothing() -> _t.Iterator[None]:
+    yield
 
 
 def _short(value: _t.Any) -> str:
