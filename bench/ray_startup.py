@@ -89,7 +89,7 @@ async def measure(lengths: list[int], repeat: int) -> dict[str, _t.Any]:
     from prefect import flow
     import ray
 
-    ray.init(include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
 
     @flow
     async def warm_up() -> None:

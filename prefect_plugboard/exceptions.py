@@ -8,14 +8,19 @@ derives from it too (a `ValidationError` is a `ValueError`).
 PlugboardError
 ├── ValidationError (ValueError)        the graph or its configuration is invalid; `.issues`
 │   └── ResourceError                   the Ray cluster cannot give the graph what it asks for
+├── IOSetupError (TypeError)            a component class declares no fields and no events
 ├── ComponentError                      a component raised; `.component`; the cause is kept
 │   └── ComponentCrashedError           the worker running a component died
 ├── ConstraintError                     a component found a constraint violated; `.objective_value`
 ├── StudyError                          a study ended without a completed trial; `.results`
 ├── ProcessStateError (RuntimeError)    a process method was called in the wrong state
+│   └── NotInitialisedError             `step()` before `init()`
+├── IOStreamClosedError                 a component's stream has ended (e.g. a reader's)
 ├── RayConnectionError (ConnectionError) the Ray cluster to join is unreachable or refused us
-└── ChannelError                        a channel could not carry a message
-    └── ChannelClosedError              a channel was used after it was closed
+├── ChannelError                        a channel could not carry a message
+│   └── ChannelClosedError              a channel was used after it was closed
+├── DataIOError (OSError)               a library reader/writer cannot use its file, table or server
+└── NoMoreDataException                 a `DataReader._fetch` has no more data (ends the reader)
 ```
 """
 
@@ -31,7 +36,12 @@ __all__ = [
     "ComponentCrashedError",
     "ComponentError",
     "ConstraintError",
+    "DataIOError",
+    "IOSetupError",
+    "IOStreamClosedError",
     "Issue",
+    "NoMoreDataException",
+    "NotInitialisedError",
     "PlugboardError",
     "ProcessStateError",
     "RayConnectionError",
@@ -130,6 +140,20 @@ class ConstraintError(PlugboardError):
         self.component: str | None = None
 
 
+class IOSetupError(PlugboardError, TypeError):
+    """A concrete component class declares no input or output fields and no events."""
+
+
+class IOStreamClosedError(PlugboardError):
+    """A component's stream has ended (plugboard's name).
+
+    A component driven by hand (`await component.step()`) has no more input to step on: its
+    input channel ended, or the component closed its own output; `component.run()` ends when
+    it sees this error. A `step()` that raises it ends the component as `io.close()` does
+    (e.g. a `DataReader` stepped past its last row).
+    """
+
+
 class StudyError(PlugboardError):
     """A study of a model ended without a completed trial (each failed, or it was cancelled).
 
@@ -146,12 +170,30 @@ class ProcessStateError(PlugboardError, RuntimeError):
     """A process method was called when the process was in the wrong state."""
 
 
+class NotInitialisedError(ProcessStateError):
+    """`process.step()` was called before `process.init()`."""
+
+
 class ChannelError(PlugboardError):
     """A channel could not carry a message (e.g. it could not be pickled to cross workers)."""
 
 
 class ChannelClosedError(ChannelError):
     """A message was sent on a channel after its sender closed it."""
+
+
+class DataIOError(PlugboardError, OSError):
+    """A library reader or writer cannot use its data.
+
+    A missing file, a table without the columns it needs, a database or server it cannot
+    reach, values that do not fit the file.
+
+    The message names the component and the path or URL (with any password hidden).
+    """
+
+
+class NoMoreDataException(PlugboardError):
+    """Raised by a `DataReader._fetch()` when its source has no more data."""
 
 
 class RayConnectionError(PlugboardError, ConnectionError):

@@ -63,3 +63,22 @@ def prefect_api() -> Iterator[str]:
     """A Prefect API (temporary database, its own server) shared by the session; its URL."""
     with prefect_test_harness(server_startup_timeout=60):
         yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for the session (started here, stopped by PID at the end); its URL.
+
+    Skips, saying why, where the server programs are missing or the server cannot start.
+    """
+    from tests.helpers import postgres_server
+
+    server = postgres_server()
+    try:
+        url = server.__enter__()
+    except RuntimeError as exc:
+        pytest.skip(f"no PostgreSQL server for this test: {exc}")
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)

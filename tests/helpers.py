@@ -1,10 +1,19 @@
-"""Helpers shared by the tests: connectors from arrows, free ports, components, Ray checks."""
+"""Helpers shared by the tests: connectors, ports, components, Ray checks, errors, PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Iterator
+import contextlib
+import math
+import os
 from pathlib import Path
+import shutil
+import signal
 import socket
+import subprocess
+import tempfile
+import time
 import typing as _t
 
 from prefect_plugboard import (
@@ -15,6 +24,8 @@ from prefect_plugboard import (
     Connector,
     ConnectorSpec,
 )
+from prefect_plugboard.schemas.status import Status
+from prefect_plugboard.testing import Collector
 
 
 def connect(
@@ -59,6 +70,26 @@ class Forever(Component):
         Path(self.marker).write_text("destroyed")
 
 
+class SlowToArrive(Collector):
+    """A `Collector` whose worker takes long to come up: it waits for a file (its gate).
+
+    Unpickling it anywhere but where it was made waits until `gate` exists, like a component
+    whose state takes long to load. Its worker registers nothing until then, so every peer
+    that sends to it waits to connect anywhere: the others' ports stay open meanwhile.
+    """
+
+    def __init__(self, gate: str, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self.gate = gate
+        self.made_in = os.getpid()
+
+    def __setstate__(self, state: dict[str, _t.Any]) -> None:
+        self.__dict__.update(state)
+        if os.getpid() != self.made_in:
+            while not Path(self.gate).exists():
+                time.sleep(0.02)
+
+
 def ray_leftovers() -> list[str]:
     """What runs left behind on the session's Ray: it should be nothing.
 
@@ -84,3 +115,262 @@ def ray_leftovers() -> list[str]:
     ]
     left += [f"run {run}" for run in ray.get(shared_coordinator().runs.remote())]
     return left
+
+
+def wire(source: str, target: str, fields: Iterable[str], **settings: _t.Any) -> list[_t.Any]:
+    """Connectors from each of `fields` of component `source` to the same field of `target`."""
+    return connect(*(f"{source}.{f} -> {target}.{f}" for f in fields), **settings)
+
+
+def error_text(exc: BaseException) -> str:
+    """The messages of an exception and of every exception behind it, one per line."""
+    lines = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        lines.append(f"{type(current).__name__}: {current}")
+        current = current.__cause__ or current.__context__
+    return "\n".join(lines)
+
+
+PG_BIN_DIRS = [
+    Path("/usr/lib/postgresql/15/bin"),
+    *sorted(Path("/usr/lib/postgresql").glob("*/bin")),
+]
+
+
+def postgres_binaries() -> Path | None:
+    """The folder of PostgreSQL's server programs (`initdb`, `postgres`), if installed."""
+    for folder in PG_BIN_DIRS:
+        if (folder / "initdb").exists() and (folder / "postgres").exists():
+            return folder
+    return None
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """Starts a throwaway PostgreSQL server on a free loopback port; yields its URL.
+
+    The server runs as the unprivileged `postgres` user (initdb refuses root) in a temporary
+    folder, and is stopped by its PID when the block ends.
+
+    Raises:
+        RuntimeError: The server could not be started (the reason is in the message).
+    """
+    binaries = postgres_binaries()
+    if binaries is None:
+        msg = "PostgreSQL's server programs are not installed (Debian package `postgresql`)"
+        raise RuntimeError(msg)
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        runuser = shutil.which("runuser")
+        try:
+            import pwd
+
+            pwd.getpwnam("postgres")
+        except KeyError:
+            runuser = None
+        if runuser is None:
+            msg = "running as root without a `postgres` user and `runuser` to run the server as"
+            raise RuntimeError(msg)
+        run_as = [runuser, "-u", "postgres", "--"]
+    folder = Path(tempfile.mkdtemp(prefix="plugboard-pg-"))
+    data, sockets = folder / "data", folder / "sockets"
+    sockets.mkdir()
+    if run_as:
+        shutil.chown(folder, "postgres")
+        shutil.chown(sockets, "postgres")
+    port = free_port()
+    postmaster: int | None = None
+    try:
+        subprocess.run(
+            [*run_as, str(binaries / "initdb"), "-D", str(data), "-U", "postgres",
+             "--auth=trust", "--no-sync", "-E", "UTF8"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        subprocess.run(
+            [*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"),
+             "-w", "-t", "60", "-o",
+             f"-p {port} -h 127.0.0.1 -k {sockets} -c fsync=off -c full_page_writes=off",
+             "start"],
+            check=True, capture_output=True, timeout=90,
+        )  # fmt: skip
+        postmaster = int((data / "postmaster.pid").read_text().splitlines()[0])
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    except subprocess.CalledProcessError as exc:
+        msg = f"PostgreSQL did not start: {exc.stderr.decode(errors='replace').strip()}"
+        raise RuntimeError(msg) from None
+    finally:
+        if postmaster is not None:
+            _stop(postmaster)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop(pid: int, timeout: float = 30.0) -> None:
+    """Stops the server by its PID (a fast shutdown), waiting for it to go."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+class _HasStatus(_t.Protocol):
+    status: Status
+
+
+def status(subject: _HasStatus) -> Status:
+    """`subject.status` as it is now (a call, so type checkers do not narrow it across awaits)."""
+    return subject.status
+
+
+def most_in_transit(payload_bytes: int, batch_size: int) -> int:
+    """How many messages the path between two Ray workers can hold besides the inbox.
+
+    The receiver only reads while its inbox has room; until then messages wait in the
+    sender's outbox (`batch_size`), its socket buffer (up to `HIGH_WATER` plus one frame), the
+    kernel's send and receive buffers (at most their sysctl maxima), the receiver's stream
+    buffer (a frame and a read), the rest of the frame being unpacked (`batch_size`), and the
+    item the sink has taken but not yet counted (1).
+    """
+    from prefect_plugboard.process.ray.sender import HIGH_WATER
+
+    kernel = sum(
+        int(Path(f"/proc/sys/net/ipv4/tcp_{kind}").read_text().split()[2])
+        for kind in ("wmem", "rmem")
+    )
+    frame = payload_bytes * batch_size
+    buffered = HIGH_WATER + frame + kernel + frame + (256 << 10)
+    return batch_size + math.ceil(buffered / frame) * batch_size + batch_size + 1
+
+
+def write_tls_files(
+    directory: Path, name: str = "cluster", addresses: _t.Sequence[str] = ("127.0.0.1",)
+) -> dict[str, str]:
+    """A certificate authority and a certificate it signed, as Ray's TLS variables name them.
+
+    Like Ray's own recipe: one key and certificate for every node (naming `addresses` both
+    as IP addresses and, as Ray's gRPC matches them, as DNS names), the CA to check them by.
+    Returns `RAY_TLS_SERVER_CERT`, `RAY_TLS_SERVER_KEY` and `RAY_TLS_CA_CERT` (not
+    `RAY_USE_TLS`).
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    validity = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1))
+
+    def certificate(
+        subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None, signer: _t.Any
+    ) -> x509.Certificate:
+        subject_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject_name)
+            .issuer_name(issuer or subject_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(validity[0])
+            .not_valid_after(validity[1])
+        )
+        if issuer is None:
+            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        *(x509.DNSName(a) for a in addresses),
+                        *(x509.IPAddress(ipaddress.ip_address(a)) for a in addresses),
+                    ]
+                ),
+                False,
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = certificate(f"{name} CA", ca_key, None, ca_key)
+    node_key = ec.generate_private_key(ec.SECP256R1())
+    node = certificate(f"{name} node", node_key, ca.subject, ca_key)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "RAY_TLS_CA_CERT": directory / f"{name}-ca.crt",
+        "RAY_TLS_SERVER_CERT": directory / f"{name}-node.crt",
+        "RAY_TLS_SERVER_KEY": directory / f"{name}-node.key",
+    }
+    files["RAY_TLS_CA_CERT"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files["RAY_TLS_SERVER_CERT"].write_bytes(node.public_bytes(serialization.Encoding.PEM))
+    files["RAY_TLS_SERVER_KEY"].write_bytes(
+        node_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return {variable: str(path) for variable, path in files.items()}
+
+
+def listening_sockets() -> dict[int, list[str]]:
+    """Every listening TCP socket on this machine: its port and the addresses it is bound to.
+
+    Read from `/proc/net/tcp` and `/proc/net/tcp6` (Linux), which list every process's.
+    """
+    import ipaddress
+
+    found: dict[int, list[str]] = {}
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            if state != "0A":  # LISTEN
+                continue
+            host_hex, port_hex = local.split(":")
+            raw = bytes.fromhex(host_hex)
+            # The kernel writes each 32-bit word in host (little-endian) order.
+            ordered = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
+            found.setdefault(int(port_hex, 16), []).append(str(ipaddress.ip_address(ordered)))
+    return found
+
+
+async def registered_streams(names: list[str]) -> tuple[str, dict[str, _t.Any]]:
+    """The running run's id and where `names` receive, once their workers registered them.
+
+    Read from this driver's coordinator (the run must be the only one it holds).
+    """
+    from prefect_plugboard.process.ray.coordinator import shared_coordinator
+
+    coordinator = shared_coordinator()
+    deadline = time.monotonic() + 60
+    while not (runs := await coordinator.runs.remote()):
+        assert time.monotonic() < deadline, "no run reached the coordinator"
+        await asyncio.sleep(0.05)
+    (run_id,) = runs
+    addresses = await asyncio.wait_for(coordinator.addresses.remote(run_id, names), 60)
+    return run_id, addresses
+
+
+async def until_closed(reader: asyncio.StreamReader) -> bytes:
+    """Everything a peer sends until it closes (bounded only so that a bug cannot hang)."""
+    data = b""
+    try:
+        while chunk := await asyncio.wait_for(reader.read(65536), 30):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data

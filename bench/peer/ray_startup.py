@@ -75,7 +75,7 @@ async def chain(length: int) -> float:
 if __name__ == "__main__":
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     lengths = [int(a) for a in sys.argv[1:]] or [5, 20]
     results = {str(n): round(asyncio.run(chain(n)), 2) for n in lengths}
     ray.shutdown()

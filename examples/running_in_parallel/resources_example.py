@@ -89,6 +89,12 @@ async def main() -> RayProcess:
 
 if __name__ == "__main__":
     if not os.environ.get("RAY_ADDRESS"):
-        ray.init(num_cpus=4, num_gpus=1, resources={"custom_hardware": 5}, include_dashboard=False)
+        ray.init(
+            address="local",
+            num_cpus=4,
+            num_gpus=1,
+            resources={"custom_hardware": 5},
+            include_dashboard=False,
+        )
     asyncio.run(main())
     ray.shutdown()

@@ -2,9 +2,10 @@
 
 A channel block holds the settings of the channels a process builds between its components
 (`maxsize`, ...). Saved once (`block.save("name")`, the Prefect UI, or
-`python blocks/save_blocks.py`), it is loaded by name and given to a process as its
-`connector_builder`, to `AsyncioConnector.from_block` / `RayConnector.from_block`, or to a
-flow as a parameter (`{"$ref": {"block_document_slug": "plugboard-asyncio-channel/NAME"}}`).
+`prefect-plugboard blocks save FILE.yaml`), it is loaded by name and given to a process as
+its `connector_builder`, to a flow as a parameter
+(`{"$ref": {"block_document_slug": "plugboard-asyncio-channel/NAME"}}`), or asked for one
+connector (`resolve_channel_block(reference, RayChannelBlock).build(spec)`).
 
 This module is the package's `prefect.collections` entry point: Prefect imports it to find
 the block types, so `Block.load("plugboard-asyncio-channel/NAME")` works in any process,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import typing as _t
 
 from pydantic import Field
@@ -10,13 +9,12 @@ from pydantic import Field
 from prefect_plugboard.blocks.channel_block import DOCUMENTATION_URL, ChannelBlock
 from prefect_plugboard.connector.asyncio_connector import AsyncioConnector
 from prefect_plugboard.connector.connector import Connector
-from prefect_plugboard.schemas.connector import ConnectorSpec
 
 
 __all__ = ["AsyncioChannelBlock"]
 
 
-class AsyncioChannelBlock(ChannelBlock):
+class AsyncioChannelBlock(ChannelBlock[AsyncioConnector]):
     """Settings of in-memory channels between the components of a `LocalProcess`.
 
     Builds `AsyncioConnector`s: messages are handed over without copying, and a sender facing
@@ -66,11 +64,3 @@ class AsyncioChannelBlock(ChannelBlock):
     def connector_settings(self) -> dict[str, _t.Any]:
         """Returns the settings of every connector built from this block: `maxsize`."""
         return {"maxsize": self.maxsize}
-
-    def build(self, spec: ConnectorSpec | Mapping[str, _t.Any]) -> AsyncioConnector:
-        """Returns an `AsyncioConnector` for `spec` with this block's `maxsize`.
-
-        Args:
-            spec: The source and target fields.
-        """
-        return AsyncioConnector(spec, maxsize=self.maxsize)

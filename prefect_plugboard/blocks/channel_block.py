@@ -14,16 +14,19 @@ from prefect_plugboard.schemas.connector import ConnectorSpec
 
 __all__ = ["DOCUMENTATION_URL", "ChannelBlock"]
 
+ConnectorT = _t.TypeVar("ConnectorT", bound=Connector)
+
 DOCUMENTATION_URL = "https://docs.prefect.io/v3/concepts/blocks"
 """Where the Prefect UI's "documentation" link of every channel block type leads."""
 
 
-class ChannelBlock(Block, ABC):
+class ChannelBlock(Block, ABC, _t.Generic[ConnectorT]):
     """Settings of the channels between components, saved in Prefect and loaded by name.
 
     A channel block builds connectors from specs, so it can be given to a process as its
     `connector_builder`: every connector given as a spec then gets the block's settings.
-    Subclasses name the connector class they build and map their fields to its settings.
+    Subclasses name the connector class they build (`ChannelBlock[RayConnector]`, and
+    `connector_class`) and map their fields to its settings.
 
     Example:
         ```python
@@ -37,7 +40,7 @@ class ChannelBlock(Block, ABC):
     """
 
     connector_class: _t.ClassVar[type[Connector]]
-    """The connector class this block builds."""
+    """The connector class this block builds (the class it is parametrised with)."""
 
     @abstractmethod
     def connector_settings(self) -> dict[str, _t.Any]:
@@ -47,14 +50,14 @@ class ChannelBlock(Block, ABC):
         """Returns a `ConnectorBuilder` with this block's connector class and settings."""
         return ConnectorBuilder(self.connector_class, **self.connector_settings())
 
-    def build(self, spec: ConnectorSpec | Mapping[str, _t.Any]) -> Connector:
+    def build(self, spec: ConnectorSpec | Mapping[str, _t.Any]) -> ConnectorT:
         """Returns a connector for `spec` with this block's settings.
 
         Args:
             spec: The source and target fields, e.g. `ConnectorSpec(source="a.x",
                 target="b.x")` or a dict of the same.
         """
-        return self.connector_class(spec, **self.connector_settings())
+        return _t.cast(ConnectorT, self.connector_class(spec, **self.connector_settings()))
 
     @property
     def reference(self) -> str:

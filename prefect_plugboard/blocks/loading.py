@@ -20,12 +20,12 @@ from prefect_plugboard.exceptions import Issue, ValidationError
 
 __all__ = ["channel_block_types", "load_channel_block", "resolve_channel_block"]
 
-BlockT = _t.TypeVar("BlockT", bound=ChannelBlock)
+BlockT = _t.TypeVar("BlockT", bound="ChannelBlock[_t.Any]")
 
 
-def channel_block_types() -> dict[str, type[ChannelBlock]]:
+def channel_block_types() -> dict[str, type[ChannelBlock[_t.Any]]]:
     """Returns every channel block class defined so far, by block type slug."""
-    found: dict[str, type[ChannelBlock]] = {}
+    found: dict[str, type[ChannelBlock[_t.Any]]] = {}
     pending = ChannelBlock.__subclasses__()
     while pending:
         cls = pending.pop()
@@ -35,7 +35,7 @@ def channel_block_types() -> dict[str, type[ChannelBlock]]:
     return dict(sorted(found.items()))
 
 
-def load_channel_block(reference: str, *, location: str = "") -> ChannelBlock:
+def load_channel_block(reference: str, *, location: str = "") -> ChannelBlock[_t.Any]:
     """Loads the channel block saved in Prefect under `reference`.
 
     Args:
@@ -89,18 +89,26 @@ def load_channel_block(reference: str, *, location: str = "") -> ChannelBlock:
         message = f"no {block_class.__name__} named {name!r} is saved in {_api()}"
         guess = _did_you_mean(text, _saved(types)) or "; `prefect block ls` lists the saved blocks"
         raise _error(reference, location, message + guess) from None
-    return _t.cast(ChannelBlock, loaded)
+    return _t.cast("ChannelBlock[_t.Any]", loaded)
 
 
 def resolve_channel_block(
-    block: ChannelBlock | str, expected: type[BlockT], *, needed_by: str
+    block: ChannelBlock[_t.Any] | str, expected: type[BlockT], *, needed_by: str = "this use"
 ) -> BlockT:
     """Returns `block` (loading it if it is a reference) once it is an `expected` block.
+
+    Its `build(spec)` then makes a connector with the block's settings.
+
+    Example:
+        ```python
+        spec = ConnectorSpec(source="a.x", target="b.x")
+        resolve_channel_block("plugboard-ray-channel/ray-default", RayChannelBlock).build(spec)
+        ```
 
     Args:
         block: A channel block, or a `"<block type slug>/<document name>"` reference.
         expected: The channel block class required.
-        needed_by: What needs it, for the error, e.g. `"AsyncioConnector.from_block"`.
+        needed_by: What needs it, for the error, e.g. `"connectors[2]"`.
 
     Raises:
         ValidationError: The reference cannot be loaded (see `load_channel_block`), or the
@@ -126,7 +134,7 @@ def _error(reference: object, location: str, message: str) -> ValidationError:
     return ValidationError([Issue(message, location)], subject=f"channel block {reference!r}")
 
 
-def _saved(types: _t.Mapping[str, type[ChannelBlock]]) -> list[str]:
+def _saved(types: _t.Mapping[str, type[ChannelBlock[_t.Any]]]) -> list[str]:
     """The references of every block document saved for the given block types."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import PrefectHTTPStatusError

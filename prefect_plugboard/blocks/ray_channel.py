@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import typing as _t
 
 from pydantic import Field
 
 from prefect_plugboard.blocks.channel_block import DOCUMENTATION_URL, ChannelBlock
 from prefect_plugboard.connector.connector import Connector
-from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, RayConnector
-from prefect_plugboard.schemas.connector import ConnectorSpec
+from prefect_plugboard.connector.ray_connector import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_FRAME_BYTES,
+    MAX_FRAME_BYTES,
+    RayConnector,
+)
 
 
 __all__ = ["RayChannelBlock"]
 
 
-class RayChannelBlock(ChannelBlock):
+class RayChannelBlock(ChannelBlock[RayConnector]):
     """Settings of the channels between the components of a `RayProcess`.
 
     Builds `RayConnector`s: each sender streams straight to its receiver, packing up to
-    `batch_size` messages per frame when busy; the receiver holds at most `maxsize` messages
-    (plus what the network buffers hold) before senders wait.
+    `batch_size` messages (and at most `max_frame_bytes`) per frame when busy; the receiver
+    holds at most `maxsize` messages (plus what the network buffers hold) before senders wait.
 
     Example:
         ```python
@@ -38,7 +41,8 @@ class RayChannelBlock(ChannelBlock):
     _description = (
         "Settings of the channels between the components of a prefect-plugboard RayProcess, "
         "which stream directly between Ray workers: how many messages a receiver holds "
-        "before senders wait, and how many messages travel in one frame."
+        "before senders wait, how many messages travel in one frame, and how large a frame "
+        "may be."
     )
     _documentation_url = DOCUMENTATION_URL  # type: ignore[assignment]
     _code_example = """
@@ -75,14 +79,22 @@ class RayChannelBlock(ChannelBlock):
         ),
     )
 
+    max_frame_bytes: int = Field(
+        default=DEFAULT_MAX_FRAME_BYTES,
+        strict=True,
+        ge=1,
+        le=MAX_FRAME_BYTES,
+        title="Max frame bytes",
+        description=(
+            "Most bytes in one frame (a larger batch is split), so also the largest message "
+            "once pickled: bounds what a receiver buffers per connector. 64 MiB by default."
+        ),
+    )
+
     def connector_settings(self) -> dict[str, _t.Any]:
         """Returns the settings of every connector built from this block."""
-        return {"maxsize": self.maxsize, "batch_size": self.batch_size}
-
-    def build(self, spec: ConnectorSpec | Mapping[str, _t.Any]) -> RayConnector:
-        """Returns a `RayConnector` for `spec` with this block's `maxsize` and `batch_size`.
-
-        Args:
-            spec: The source and target fields.
-        """
-        return RayConnector(spec, maxsize=self.maxsize, batch_size=self.batch_size)
+        return {
+            "maxsize": self.maxsize,
+            "batch_size": self.batch_size,
+            "max_frame_bytes": self.max_frame_bytes,
+        }

@@ -26,7 +26,12 @@ import typing as _t
 from pydantic import BaseModel, ValidationError as PydanticValidationError
 
 from prefect_plugboard.builder.overrides import apply_overrides
-from prefect_plugboard.builder.type_paths import PLUGBOARD_ALIASES, TypeNotFound, resolve_type
+from prefect_plugboard.builder.type_paths import (
+    PLUGBOARD_ALIASES,
+    STAND_INS,
+    TypeNotFound,
+    resolve_type,
+)
 from prefect_plugboard.builder.yaml_source import (
     Location,
     SourceMap,
@@ -248,7 +253,9 @@ def _switch_process_type(process: dict[str, _t.Any], process_type: str) -> list[
         builder["type"] = RAY_CONNECTOR
     elif target == LOCAL and current == RAY_CONNECTOR:
         builder["type"] = ASYNCIO_CONNECTOR
-        builder["args"] = {k: v for k, v in args.items() if k != "batch_size"}
+        builder["args"] = {
+            k: v for k, v in args.items() if k not in ("batch_size", "max_frame_bytes")
+        }
     return []
 
 
@@ -413,6 +420,10 @@ def _connector_builder(
         )
         if connector_cls is None:
             return None
+        args = builder_spec.args
+        if builder_spec.type in STAND_INS:
+            _logger.info("%s.", STAND_INS[builder_spec.type])
+            args = {k: v for k, v in args.items() if k not in _ZMQ_ONLY}
         if (
             process_cls is not None
             and _is_ray(process_cls)
@@ -424,14 +435,26 @@ def _connector_builder(
                 (*location, "type"),
             )
             return None
-        return _checked_builder(connector_cls, builder_spec.args, (*location, "args"), report)
+        return _checked_builder(connector_cls, args, (*location, "args"), report)
     default = process_cls.default_connector if process_cls is not None else Connector
     return _checked_builder(default, builder_spec.args, (*location, "args"), report)
+
+
+_ZMQ_ONLY = frozenset({"zmq_address"})
+"""Settings of plugboard's ZMQConnector that its stand-in here has no use for."""
 
 
 def _checked_builder(
     connector_cls: type[Connector], args: Mapping[str, _t.Any], location: Location, report: Report
 ) -> ConnectorBuilder | None:
+    # plugboard's `parameters` (which its connectors ignore) is accepted, and unused here too.
+    parameters = args.get("parameters")
+    if parameters:
+        _logger.warning(
+            "connector_builder parameters %r are accepted for plugboard compatibility and not used",
+            parameters,
+        )
+    args = {k: v for k, v in args.items() if k != "parameters"}
     accepted = _keyword_names(connector_cls.__init__) - {"spec"}
     unknown = [k for k in args if k not in accepted]
     for key in unknown:
@@ -517,12 +540,42 @@ def _keyword_names(function: _t.Callable[..., _t.Any]) -> set[str]:
     return names
 
 
+def _passed_on_names(cls: type[Component]) -> tuple[set[str], set[str]]:
+    """Keyword arguments a constructor passes on with `**kwargs`: accepted, and required.
+
+    Accepted: the named arguments of the base classes' constructors it forwards to, and the
+    keys of a `**kwargs: Unpack[SomeArgsDict]` annotation; required: that dict's required keys.
+    """
+    accepted: set[str] = set()
+    for klass in cls.__mro__[1:]:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        accepted |= _keyword_names(init)
+        params = inspect.signature(init).parameters.values()
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    required: set[str] = set()
+    try:
+        hints = _t.get_type_hints(cls.__init__, include_extras=True)
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve: names only
+        hints = {}
+    for hint in hints.values():
+        if _t.get_origin(hint) is _t.Unpack:
+            (args_dict,) = _t.get_args(hint)
+            accepted |= set(getattr(args_dict, "__optional_keys__", ()))
+            required |= set(getattr(args_dict, "__required_keys__", ()))
+    accepted |= required
+    return accepted, required - {"name"}
+
+
 def _check_arguments(cls: type[Component], kwargs: Mapping[str, _t.Any]) -> list[tuple[str, str]]:
     """Arguments that do not fit `cls`'s constructor: unknown ones, and required ones missing."""
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
     takes_common = any(p.kind is p.VAR_KEYWORD for p in params)
     named = _keyword_names(cls.__init__)
-    accepted = named | (_COMMON_ARGS if takes_common else set())
+    passed_on, required = _passed_on_names(cls) if takes_common else (set(), set())
+    accepted = named | passed_on | (_COMMON_ARGS if takes_common else set())
     problems = []
     for key in kwargs:
         if key not in accepted:
@@ -540,6 +593,8 @@ def _check_arguments(cls: type[Component], kwargs: Mapping[str, _t.Any]) -> list
             and param.name not in kwargs
         ):
             problems.append(("", f"{cls.__name__} needs the argument {param.name!r}"))
+    for key in sorted(required - set(kwargs) - named):
+        problems.append(("", f"{cls.__name__} needs the argument {key!r}"))
     return problems
 
 

@@ -9,19 +9,81 @@ import sys
 import typing as _t
 
 
-__all__ = ["PLUGBOARD_ALIASES", "TypeNotFound", "resolve_type"]
+__all__ = [
+    "PLUGBOARD_ALIASES",
+    "STAND_INS",
+    "TypeNotFound",
+    "plugboard_name",
+    "resolve_type",
+]
 
 PLUGBOARD_ALIASES: dict[str, str] = {
     "plugboard.process.LocalProcess": "prefect_plugboard.process.LocalProcess",
     "plugboard.process.RayProcess": "prefect_plugboard.process.RayProcess",
+    "plugboard.process.local_process.LocalProcess": "prefect_plugboard.process.LocalProcess",
+    "plugboard.process.ray_process.RayProcess": "prefect_plugboard.process.RayProcess",
     "plugboard.connector.AsyncioConnector": "prefect_plugboard.connector.AsyncioConnector",
     "plugboard.connector.RayConnector": "prefect_plugboard.connector.RayConnector",
-    "plugboard.library.FileWriter": "prefect_plugboard.library.FileWriter",
-    "plugboard.library.FileReader": "prefect_plugboard.library.FileReader",
-    "plugboard.library.file_io.FileWriter": "prefect_plugboard.library.file_io.FileWriter",
-    "plugboard.library.file_io.FileReader": "prefect_plugboard.library.file_io.FileReader",
+    "plugboard.connector.asyncio_channel.AsyncioConnector": (
+        "prefect_plugboard.connector.AsyncioConnector"
+    ),
+    "plugboard.connector.ray_channel.RayConnector": "prefect_plugboard.connector.RayConnector",
+    "plugboard.connector.ZMQConnector": "prefect_plugboard.connector.RayConnector",
+    "plugboard.connector.zmq_channel.ZMQConnector": "prefect_plugboard.connector.RayConnector",
 }
 """plugboard's class paths and the classes here that take their place."""
+
+_PLUGBOARD_NAMES: dict[str, str] = {
+    "prefect_plugboard.process.LocalProcess": "plugboard.process.LocalProcess",
+    "prefect_plugboard.process.RayProcess": "plugboard.process.RayProcess",
+    "prefect_plugboard.connector.AsyncioConnector": "plugboard.connector.AsyncioConnector",
+    "prefect_plugboard.connector.RayConnector": "plugboard.connector.RayConnector",
+}
+
+_LIBRARY: dict[str, tuple[str, ...]] = {
+    "data_reader": ("DataReader",),
+    "data_writer": ("DataWriter",),
+    "file_io": ("FileReader", "FileWriter"),
+    "sql_io": ("SQLReader", "SQLWriter"),
+    "websocket_io": ("WebsocketBase", "WebsocketReader", "WebsocketWriter"),
+}
+for _module, _names in _LIBRARY.items():
+    for _name in _names:
+        PLUGBOARD_ALIASES[f"plugboard.library.{_name}"] = f"prefect_plugboard.library.{_name}"
+        PLUGBOARD_ALIASES[f"plugboard.library.{_module}.{_name}"] = (
+            f"prefect_plugboard.library.{_module}.{_name}"
+        )
+        _PLUGBOARD_NAMES[f"prefect_plugboard.library.{_name}"] = f"plugboard.library.{_name}"
+        _PLUGBOARD_NAMES[f"prefect_plugboard.library.{_module}.{_name}"] = (
+            f"plugboard.library.{_name}"
+        )
+
+_NOT_PROVIDED: dict[str, str] = {
+    "plugboard.library.LLMChat": "LLM components need a model service; they are not provided",
+    "plugboard.library.LLMImageProcessor": (
+        "LLM components need a model service; they are not provided"
+    ),
+    "plugboard.library.llm.LLMChat": "LLM components need a model service; they are not provided",
+    "plugboard.library.llm.LLMImageProcessor": (
+        "LLM components need a model service; they are not provided"
+    ),
+}
+
+STAND_INS: dict[str, str] = {
+    "plugboard.connector.ZMQConnector": (
+        "plugboard's ZMQConnector runs on RayConnector here: a direct stream between workers, "
+        "on one node or several (and in memory on a LocalProcess)"
+    ),
+}
+"""plugboard classes that a different class stands in for, and what to tell the user."""
+STAND_INS["plugboard.connector.zmq_channel.ZMQConnector"] = STAND_INS[
+    "plugboard.connector.ZMQConnector"
+]
+
+
+def plugboard_name(path: str) -> str | None:
+    """Plugboard's name of the class at `path` here, if plugboard has the same class."""
+    return _PLUGBOARD_NAMES.get(path)
 
 
 class TypeNotFound(Exception):
@@ -40,6 +102,9 @@ def resolve_type(path: str, base: type, kind: str) -> type:
         TypeNotFound: The module cannot be imported (missing, or failing), the module has no
             such name (with a did-you-mean), or the class is not a `base`.
     """
+    if path in _NOT_PROVIDED:
+        msg = f"{path!r}: {_NOT_PROVIDED[path]}"
+        raise TypeNotFound(msg)
     target = PLUGBOARD_ALIASES.get(path, path)
     if target.startswith("plugboard.") and target not in PLUGBOARD_ALIASES.values():
         known = ", ".join(sorted(PLUGBOARD_ALIASES))
@@ -54,6 +119,9 @@ def resolve_type(path: str, base: type, kind: str) -> type:
         if not hasattr(value, part):
             raise TypeNotFound(_missing(path, module_name, module, part, base))
         value = getattr(value, part)
+    # A function decorated with `@component` names the component class it made.
+    if not inspect.isclass(value):
+        value = getattr(value, "component_class", value)
     if not (inspect.isclass(value) and issubclass(value, base)):
         msg = f"{path!r} is not a {kind} class (a subclass of {base.__name__})"
         raise TypeNotFound(msg)

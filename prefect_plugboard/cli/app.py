@@ -20,6 +20,7 @@ if _t.TYPE_CHECKING:
 
 from prefect_plugboard.builder.flow import flow_for
 from prefect_plugboard.builder.process_builder import Model, build_process, load_model
+from prefect_plugboard.cli.blocks import blocks_app
 from prefect_plugboard.cli.output import console, describe_error, errors, progress_table
 from prefect_plugboard.diagram import mermaid_diagram, mermaid_live_url
 from prefect_plugboard.process.process import Process
@@ -35,6 +36,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(blocks_app)
 
 
 class ProcessType(StrEnum):

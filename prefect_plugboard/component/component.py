@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from abc import ABC
 import builtins
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 import inspect
 import logging
 import re
+import sys
+import types
 import typing as _t
 
+from prefect_plugboard.component import hand
 from prefect_plugboard.component.io import IO
 from prefect_plugboard.events.event import HANDLER_ATTRIBUTE, EventHandlerSpec
-from prefect_plugboard.exceptions import ValidationError
+from prefect_plugboard.exceptions import IOSetupError, ValidationError
 from prefect_plugboard.schemas.connector import ENTITY_PATTERN
 from prefect_plugboard.schemas.resource import Resource
 from prefect_plugboard.schemas.status import Status
@@ -66,6 +70,15 @@ class Component:
     - After every step every output is sent with its current value (`None` until first set)
       on every connector leaving it.
     - When an input's stream ends, the component finishes and ends its own outputs.
+    - `exports` and `io` are merged along the class hierarchy. A class that declares no
+      field and no event, and has no `__init__` of its own that could add some, is refused
+      (`IOSetupError`); so is, when its process starts, an instance that ends up with none.
+
+    Called on an instance (`await component.init()`, `await component.step()`, `await
+    component.run()`), the hooks drive the component by hand, as in a unit test: its
+    `status` follows (`init`, `running`, `waiting`, `failed`), and after
+    `await component.io.connect(connectors)` each step takes its inputs from the connectors'
+    channels and sends its outputs on them. Processes call the class's hooks directly.
 
     Example:
         ```python
@@ -98,6 +111,7 @@ class Component:
     exports: _t.ClassVar[list[str] | None] = None
     resources: Resource = Resource()
     _event_handlers: _t.ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {}
+    _populatable: _t.ClassVar[frozenset[str]] = frozenset()
 
     name: str
     status: Status
@@ -127,9 +141,27 @@ class Component:
             raise ValueError(msg)
         cls.io = merged
         cls._event_handlers = _collect_handlers(cls)
+        merged.event_field_coverage = {
+            event_type: list(fields)
+            for event_type, (_, fields) in cls._event_handlers.items()
+            if fields
+        }
+        populatable = frozenset(f for _, fields in cls._event_handlers.values() for f in fields)
+        if populatable and cls._populatable != populatable:
+            cls._populatable = populatable
+            _track_populated_fields(cls)
+        exports = {name for base in cls.__mro__ for name in base.__dict__.get("exports") or ()}
+        if exports:
+            cls.exports = sorted(exports)
         declared_resources = cls.__dict__.get("resources")
         if isinstance(declared_resources, Mapping):
             cls.resources = Resource.model_validate(declared_resources)
+        if merged.is_empty and not _may_add_fields(cls) and not _rebuilt_by_cloudpickle():
+            msg = (
+                f"{cls.__qualname__} declares no input or output fields and no events; declare "
+                "them with `io = IO(inputs=[...], outputs=[...])` (or make the class abstract)"
+            )
+            raise IOSetupError(msg)
 
     def __new__(cls, *args: _t.Any, **kwargs: _t.Any) -> _t.Self:
         """Creates the instance, keeping the constructor arguments for `export()`."""
@@ -161,6 +193,7 @@ class Component:
         self._run_logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None
         self._run_stats = RunStats()
         self._declare_fields((*self.io.inputs, *self.io.outputs))
+        hand.install(self)
         self._base_initialised = True
 
     def _declare_fields(self, names: Iterable[str]) -> None:
@@ -178,6 +211,8 @@ class Component:
         # exist. At run time an unknown attribute is an AttributeError, not a silent None.
         def __getattr__(self, name: str) -> _t.Any: ...
 
+        def __setattr__(self, name: str, value: _t.Any) -> None: ...
+
     # ----- lifecycle hooks ------------------------------------------------------------------
 
     async def init(self) -> None:
@@ -192,6 +227,14 @@ class Component:
         Runs once for every component whose `init()` ran, after its last step, also when it
         failed or was stopped.
         """
+
+    async def run(self) -> None:
+        """Drives the component by hand: `step()` until its input ends or it closes its output.
+
+        Processes run components themselves; this is for tests, after
+        `await component.io.connect(connectors)` and `await component.init()`.
+        """
+        await hand.run_by_hand(self)
 
     # ----- introspection --------------------------------------------------------------------
 
@@ -227,9 +270,10 @@ class Component:
             "name": self.name,
             "type": self.type_path,
             "status": str(self.status),
-            "inputs": {f: state.get(f) for f in self.io.inputs},
-            "outputs": {f: state.get(f) for f in self.io.outputs},
+            "input": {f: state.get(f) for f in self.io.inputs},
+            "output": {f: state.get(f) for f in self.io.outputs},
             "exports": self.exported_values(),
+            "io": self.io.dict(),
             "stats": self._run_stats.to_dict(),
         }
 
@@ -263,7 +307,7 @@ class Component:
         else:
             exported = dict(kwargs)
         if isinstance(exported.get("resources"), Resource):
-            exported["resources"] = exported["resources"].model_dump(exclude_defaults=True)
+            exported["resources"] = exported["resources"].model_dump()  # every field, as plugboard
         return {"type": self.type_path, "args": exported}
 
     def __repr__(self) -> str:
@@ -272,7 +316,53 @@ class Component:
     def __getstate__(self) -> builtins.dict[str, _t.Any]:
         state = self.__dict__.copy()
         state["_run_logger"] = None  # bound to one task run; rebuilt where it runs
+        state.pop("init", None)  # the hand-driven hooks, bound to this instance
+        state.pop("step", None)
         return state
+
+    def __setstate__(self, state: builtins.dict[str, _t.Any]) -> None:
+        self.__dict__.update(state)
+        if "_base_initialised" in state:
+            hand.install(self)
+
+
+def _may_add_fields(cls: type[Component]) -> bool:
+    """Whether a class may get its fields later: abstract, or with an `__init__` of its own."""
+    if ABC in cls.__bases__ or inspect.isabstract(cls):
+        return True
+    return any("__init__" in vars(klass) for klass in cls.__mro__[: cls.__mro__.index(Component)])
+
+
+def _rebuilt_by_cloudpickle() -> bool:
+    """Whether the class being made is cloudpickle's empty skeleton of a shipped class.
+
+    cloudpickle (Ray) rebuilds a class by value as an empty class first and fills in its
+    attributes afterwards, so the class looks as if it declared nothing while it is made.
+    """
+    frame: types.FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "_make_skeleton_class":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _track_populated_fields(cls: type[Component]) -> None:
+    """Makes assignments to fields that event handlers populate visible to the runner.
+
+    While a handler runs, the runner puts a set under `_assigned_fields`; an assignment to a
+    field some handler populates adds the field's name to it. Only classes with such
+    handlers get this `__setattr__`, so no other component pays for it.
+    """
+
+    def __setattr__(self: Component, name: str, value: _t.Any) -> None:
+        super(cls, self).__setattr__(name, value)
+        if name in type(self)._populatable:
+            assigned = self.__dict__.get("_assigned_fields")
+            if assigned is not None:
+                assigned.add(name)
+
+    cls.__setattr__ = __setattr__  # type: ignore[method-assign]
 
 
 def _collect_handlers(cls: type[Component]) -> dict[str, tuple[str, tuple[str, ...]]]:

@@ -11,6 +11,8 @@ from prefect_plugboard.schemas.connector import DESCRIPTOR_PATTERN
 
 if _t.TYPE_CHECKING:
     from prefect_plugboard.component.component import Component
+    from prefect_plugboard.component.hand import HandWiring
+    from prefect_plugboard.connector.connector import Connector
     from prefect_plugboard.events.event import Event
 
 
@@ -39,12 +41,16 @@ class IO:
             step each output is sent with its current value on every connector leaving it.
         input_events: Event classes the component handles (with `@MyEvent.handler` methods).
         output_events: Event classes the component publishes with `queue_event`.
+        event_field_coverage: Per event type, the input fields its handler populates (filled
+            in from the component's `@MyEvent.handler(populates_fields=[...])` methods).
     """
 
     __slots__ = (
         "_close_requested",
         "_event_queue",
+        "_hand",
         "_owner",
+        "event_field_coverage",
         "input_events",
         "inputs",
         "output_events",
@@ -57,6 +63,7 @@ class IO:
         outputs: Iterable[str] | None = None,
         input_events: Iterable[type[Event]] | None = None,
         output_events: Iterable[type[Event]] | None = None,
+        event_field_coverage: _t.Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.inputs: tuple[str, ...] = _unique(inputs or ())
         self.outputs: tuple[str, ...] = _unique(outputs or ())
@@ -75,15 +82,21 @@ class IO:
         if overlap:
             msg = f"fields {sorted(overlap)} are declared both as inputs and as outputs"
             raise ValueError(msg)
+        self.event_field_coverage: dict[str, list[str]] = {
+            k: list(v) for k, v in (event_field_coverage or {}).items()
+        }
         self._owner: Component | None = None
         self._close_requested = False
         self._event_queue: list[Event] = []
+        self._hand: HandWiring | None = None
 
     def __repr__(self) -> str:
         return f"IO(inputs={list(self.inputs)!r}, outputs={list(self.outputs)!r})"
 
     def __getstate__(self) -> dict[str, _t.Any]:
-        return {slot: getattr(self, slot) for slot in self.__slots__}
+        state = {slot: getattr(self, slot) for slot in self.__slots__}
+        state["_hand"] = None  # channels of one event loop, for driving by hand
+        return state
 
     def __setstate__(self, state: dict[str, _t.Any]) -> None:
         for slot, value in state.items():
@@ -96,13 +109,70 @@ class IO:
             outputs=(*self.outputs, *other.outputs),
             input_events=(*self.input_events, *other.input_events),
             output_events=(*self.output_events, *other.output_events),
+            event_field_coverage={**self.event_field_coverage, **other.event_field_coverage},
         )
 
     def bind(self, owner: Component) -> IO:
         """Returns a copy of this declaration for one component instance."""
-        bound = IO(self.inputs, self.outputs, self.input_events, self.output_events)
+        bound = IO(
+            self.inputs,
+            self.outputs,
+            self.input_events,
+            self.output_events,
+            self.event_field_coverage,
+        )
         bound._owner = owner
         return bound
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether it declares no field and no event."""
+        return not (self.inputs or self.outputs or self.input_events or self.output_events)
+
+    def dict(self) -> dict[str, _t.Any]:
+        """Returns the declaration as plain data: fields, event types, initial values."""
+        owner = self._owner
+        return {
+            "namespace": owner.name if owner is not None else None,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "input_events": [e.safe_type() for e in self.input_events],
+            "output_events": [e.safe_type() for e in self.output_events],
+            "initial_values": (
+                {k: list(v) for k, v in owner.initial_values.items()} if owner is not None else {}
+            ),
+            "event_field_coverage": {k: list(v) for k, v in self.event_field_coverage.items()},
+        }
+
+    async def connect(self, connectors: Iterable[Connector]) -> None:
+        """Connects this component to the channels of `connectors`, to drive it by hand.
+
+        Processes wire their components themselves; this is for tests that call
+        `await component.init()` and `await component.step()` directly: each step then takes
+        one value per connected input field (initial values first), handles the events that
+        have arrived, and sends every output on its connectors. Connectors that do not
+        involve this component are ignored.
+
+        Example:
+            ```python
+            into = AsyncioConnector(spec=ConnectorSpec(source="src.x", target="double.x"))
+            out_of = AsyncioConnector(spec=ConnectorSpec(source="double.y", target="sink.y"))
+            await double.io.connect([into, out_of])
+            await double.init()
+            await (await into.connect_send()).send(2)
+            await double.step()
+            assert await (await out_of.connect_recv()).recv() == 4
+            ```
+
+        Raises:
+            TypeError: This is a class's declaration, not a component's own `self.io`.
+        """
+        from prefect_plugboard.component.hand import connect
+
+        if self._owner is None:
+            msg = "only a component's own `self.io` can be connected"
+            raise TypeError(msg)
+        await connect(self._owner, connectors)
 
     def add_inputs(self, *names: str) -> None:
         """Adds input fields to this component instance, e.g. from a constructor argument.

@@ -6,7 +6,7 @@ component. Waiting only happens when an inbox is empty or a receiver is full; ev
 runs without suspending, so the event loop hands work over in batches.
 
 Components that handle events run a second loop that also takes events as they come (see
-`ComponentRunner._run_with_events`); components without input events never pay for it.
+`event_loop.EventLoop`); components without input events never pay for it.
 """
 
 from __future__ import annotations
@@ -17,15 +17,25 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import contextlib
 from dataclasses import dataclass, field
 import time
+import types
 import typing as _t
 
 from prefect_plugboard.component.component import Component, RunStats
+from prefect_plugboard.component.hand import handle_event
 from prefect_plugboard.connector.channel import EMPTY, EndOfStream, Inbox, Sender
-from prefect_plugboard.events.event import Event, StopEvent
+from prefect_plugboard.events.event import StopEvent
+from prefect_plugboard.exceptions import IOStreamClosedError
 from prefect_plugboard.schemas.status import Status
 
 
-__all__ = ["PROGRESS_PERIOD", "TIME_SLICE", "ComponentRunner", "EventWiring"]
+__all__ = [
+    "PROGRESS_PERIOD",
+    "TIME_SLICE",
+    "ComponentRunner",
+    "EventWiring",
+    "Outputs",
+    "offer_outputs",
+]
 
 TIME_SLICE = 0.005
 """A component that has run this long (s) without waiting yields to the event loop, so that
@@ -52,6 +62,28 @@ class EventWiring:
 class _Arrived(_t.NamedTuple):
     kind: _t.Literal["field", "event", "events-ended"]
     value: _t.Any
+
+
+Outputs = tuple[tuple[str, tuple[tuple[Callable[[_t.Any], bool], Sender], ...]], ...]
+"""Per output field, each connector leaving it as `(send_nowait, sender)`."""
+
+
+def offer_outputs(outputs: Outputs, state: dict[str, _t.Any]) -> list[tuple[Sender, _t.Any]] | None:
+    """Offers every output's current value to every connector leaving it, without waiting.
+
+    Returns:
+        The `(sender, value)` pairs a full receiver did not take, if any: the caller sends
+        them, waiting. Each connector keeps its order; connectors do not wait on each other.
+    """
+    blocked: list[tuple[Sender, _t.Any]] | None = None
+    for name, targets in outputs:
+        value = state[name]
+        for send_nowait, sender in targets:
+            if not send_nowait(value):
+                if blocked is None:
+                    blocked = []
+                blocked.append((sender, value))
+    return blocked
 
 
 class ComponentRunner:
@@ -85,14 +117,18 @@ class ComponentRunner:
         self._waiting = 0.0
         self._started = 0.0
         self._last_progress = 0.0
+        self._initial: dict[str, deque[_t.Any]] | None = None
         self._initialised = False
+        self._steps_done = 0  # steps already taken by `step_once()`
+        self._populated: set[str] = set()  # fields handlers set since `step_once()` stepped
 
     async def init(self) -> None:
         """Runs the component's `init()`; the component is then `INIT`, ready to step.
 
         Calling it again does nothing. If `init()` raises, `destroy()` runs (the component
         may have acquired something before failing) and the error propagates, with the
-        component `FAILED` (or `STOPPED` if it was cancelled).
+        component `FAILED` (or `STOPPED` if it was cancelled). The class's `init()` runs, not
+        the instance's hand-driven one.
         """
         if self._initialised:
             return
@@ -100,7 +136,7 @@ class ComponentRunner:
         component._run_stats = RunStats()
         component.status = Status.INIT
         try:
-            await component.init()
+            await type(component).init(component)
         except BaseException as exc:
             component.status = (
                 Status.STOPPED if isinstance(exc, asyncio.CancelledError) else Status.FAILED
@@ -129,7 +165,9 @@ class ComponentRunner:
         try:
             component.status = Status.RUNNING
             if self.events.inbox is not None:
-                await self._run_with_events(stats)
+                from prefect_plugboard.component.event_loop import EventLoop
+
+                await EventLoop(self, stats).run()
             else:
                 await self._step_until_done(stats)
             await self._close_outputs()
@@ -148,18 +186,65 @@ class ComponentRunner:
             await self._destroy(ending)
         return stats
 
-    async def discard(self) -> None:
-        """Ends a component that was initialised but will not run: `destroy()`, `STOPPED`."""
+    async def discard(self, error: BaseException | None = None) -> None:
+        """Ends a component that was initialised but will not run (on): `destroy()` runs.
+
+        Args:
+            error: What it raised (in a step taken by hand), if that is why: it ends
+                `FAILED`, else `STOPPED`.
+        """
         if not self._initialised or self.component.status.is_terminal:
             return
-        self.component.status = Status.STOPPED
+        self.component.status = Status.STOPPED if error is None else Status.FAILED
         self._release_inboxes()
-        await self._destroy(None)
+        await self._destroy(error)
 
     def _release_inboxes(self) -> None:
         for inbox in (*self.inboxes.values(), self.events.inbox):
             if inbox is not None:
                 inbox.receiver_gone()
+
+    async def step_once(self) -> None:
+        """Takes one step by hand, for `Process.step()`: `init()` first if it has not run.
+
+        Takes one value per input field (initial values first, waiting for the rest), handles
+        the events that have arrived, steps (a component with inputs only once they all have
+        a value), and sends its outputs. A later `run()` goes on from there.
+
+        Raises:
+            EndOfStream: An input's stream has ended.
+        """
+        component = self.component
+        await self.init()
+        component.status = Status.RUNNING
+        state = component.__dict__
+        io = component.io
+        inputs, outputs, _ = self._plans()
+        for name, get_nowait, inbox, pending in inputs:
+            if pending:
+                state[name] = pending.popleft()
+                continue
+            item = get_nowait()
+            state[name] = await self._wait_for_input(inbox) if item is EMPTY else item
+        events = self.events.inbox
+        while events is not None and (event := events.get_nowait()) is not EMPTY:
+            self._populated |= await handle_event(component, event)
+        handled_only = set(io.inputs) - set(self.inboxes)
+        steps = type(component).step is not Component.step and (
+            bool(io.inputs) or bool(io.outputs or io.output_events)
+        )
+        if steps and handled_only <= self._populated:
+            self._populated.clear()
+            await type(component).step(component)
+            self._steps_done += 1
+            component._run_stats.steps = self._steps_done
+            if not io.is_closed:
+                for name, targets in outputs:
+                    for _, sender in targets:
+                        await self._wait_to_send(sender, state[name])
+        if io._event_queue:
+            await self._publish_events()
+        component.status = Status.WAITING
 
     async def _destroy(self, ending: BaseException | None) -> None:
         """Runs `destroy()`, without letting its error hide the one the run is ending with.
@@ -187,7 +272,9 @@ class ComponentRunner:
         stats.busy_seconds = max(0.0, time.perf_counter() - self._started - self._waiting)
 
     def _plans(self) -> tuple[tuple[_t.Any, ...], tuple[_t.Any, ...], dict[str, deque[_t.Any]]]:
-        initial = {f: deque(v) for f, v in self.component.initial_values.items() if v}
+        if self._initial is None:  # shared by `step_once()` and the run that follows
+            self._initial = {f: deque(v) for f, v in self.component.initial_values.items() if v}
+        initial = self._initial
         inputs = tuple(
             (f, inbox.get_nowait, inbox, initial.get(f)) for f, inbox in self.inboxes.items()
         )
@@ -227,11 +314,12 @@ class ComponentRunner:
         component = self.component
         state = component.__dict__
         io = component.io
-        step = component.step
+        step = types.MethodType(type(component).step, component)  # not the hand-driven one
         inputs, outputs, initial = self._plans()
         publish = self._publisher(stats, inputs, outputs, initial)
+        offer = offer_outputs
         clock = time.monotonic
-        steps = 0
+        steps = self._steps_done
         known_attributes = len(state)
         slice_ends = clock() + TIME_SLICE
         try:
@@ -254,145 +342,21 @@ class ComponentRunner:
                     break  # type: ignore[unreachable]
                 if len(state) != known_attributes:
                     known_attributes = self._report_new_attributes(state, known_attributes)
-                for name, targets in outputs:
-                    value = state[name]
-                    for send_nowait, sender in targets:
-                        if not send_nowait(value):
-                            publish(steps, steps - 1)
-                            await self._wait_to_send(sender, value)
-                            slice_ends = clock() + TIME_SLICE
+                blocked = offer(outputs, state)
+                if blocked:
+                    publish(steps, steps - 1)
+                    await self._wait_to_send_all(blocked)
+                    slice_ends = clock() + TIME_SLICE
                 if clock() > slice_ends:
                     publish(steps, steps)
                     await asyncio.sleep(0)
                     slice_ends = clock() + TIME_SLICE
         except EndOfStream:
             pass
-        finally:
-            publish(steps, steps - 1 if io.is_closed and steps else steps)
-
-    async def _run_with_events(self, stats: RunStats) -> None:
-        """The loop of a component that handles events.
-
-        Events are handled as they arrive, between steps. A component with input fields steps
-        once every field has a new value (a handler may provide one with `populates_fields`);
-        it ends when a field's stream ends. A component without input fields steps after each
-        event (if it has a `step`), and ends when every publisher of its events has ended.
-        """
-        component = self.component
-        state = component.__dict__
-        io = component.io
-        events = _t.cast(Inbox, self.events.inbox)
-        handlers = type(component)._event_handlers
-        steps_on_events = type(component).step is not Component.step
-        inputs, outputs, initial = self._plans()
-        publish = self._publisher(stats, inputs, outputs, initial)
-        ready: set[str] = set()
-        required = set(io.inputs)  # some may have no channel: event handlers populate them
-        events_open = True
-        steps = 0
-        known_attributes = len(state)
-
-        async def handle(event: Event) -> None:
-            handler = handlers.get(event.type)
-            if handler is not None:
-                method, populates = handler
-                reply = await getattr(component, method)(event)
-                ready.update(populates)
-                if isinstance(reply, Event):
-                    io.queue_event(reply)
-            if io._event_queue:
-                await self._publish_events()
-
-        async def step_and_send() -> None:
-            nonlocal steps, known_attributes
-            await component.step()
+        except IOStreamClosedError:
+            # plugboard's rule: a step that raises it ends the stream, as `io.close()` does.
             steps += 1
-            if io._event_queue:
-                await self._publish_events()
-            if io.is_closed:
-                return
-            if len(state) != known_attributes:
-                known_attributes = self._report_new_attributes(state, known_attributes)
-            for name, targets in outputs:
-                value = state[name]
-                for send_nowait, sender in targets:
-                    if not send_nowait(value):
-                        await self._wait_to_send(sender, value)
-
-        async def on_event(event: Event) -> None:
-            await handle(event)
-            if not inputs and steps_on_events and not io.is_closed:
-                await step_and_send()
-
-        held: list[Event] = []  # at most one: an event that must wait for the next step
-
-        async def offer(event: Event) -> None:
-            # An event whose handler populates a field that already has its value for the
-            # coming step waits for that step, as a second value on a channel would.
-            handler = handlers.get(event.type)
-            if inputs and handler is not None and ready.intersection(handler[1]):
-                held.append(event)
-            else:
-                await on_event(event)
-
-        try:
-            while not io.is_closed:
-                while events_open and not held and (event := events.get_nowait()) is not EMPTY:
-                    await offer(event)
-                    if io.is_closed:  # a handler may close it (mypy keeps the narrowing)
-                        return  # type: ignore[unreachable]
-                if not inputs:
-                    if not events_open:
-                        return
-                    publish(steps, steps)
-                    arrived = await self._next_input(None, events)
-                    if arrived.kind == "events-ended":
-                        events_open = False
-                    else:
-                        await on_event(arrived.value)
-                    continue
-                for name, _get, inbox, pending in inputs:
-                    if name in ready:
-                        continue
-                    if pending:
-                        state[name] = pending.popleft()
-                        ready.add(name)
-                        continue
-                    item = inbox.get_nowait()
-                    if item is EMPTY:
-                        publish(steps, steps)
-                        listen = events if events_open and not held else None
-                        arrived = await self._next_input(inbox, listen)
-                        if arrived.kind == "events-ended":
-                            events_open = False
-                            break
-                        if arrived.kind == "event":
-                            await offer(arrived.value)
-                            break  # handle what else came, then look at the fields again
-                        item = arrived.value
-                    state[name] = item
-                    ready.add(name)
-                if ready.issuperset(required) and not io.is_closed:
-                    ready.clear()
-                    await step_and_send()
-                    if held:
-                        await offer(held.pop())
-                    await asyncio.sleep(0)  # events and other components get a turn
-                elif all(name in ready for name, *_ in inputs):
-                    # The channels have delivered; a handler still has to populate the rest.
-                    if held:  # it populates another field too: let it overwrite to go on
-                        await on_event(held.pop())
-                        continue
-                    if not events_open:
-                        return
-                    publish(steps, steps)
-                    arrived = await self._next_input(None, events)
-                    if arrived.kind == "events-ended":
-                        events_open = False
-                    else:
-                        await offer(arrived.value)
-        except EndOfStream:
-            pass
+            io._close_requested = True
         finally:
             publish(steps, steps - 1 if io.is_closed and steps else steps)
 
@@ -448,6 +412,12 @@ class ComponentRunner:
     async def _wait_to_send(self, sender: Sender, value: _t.Any) -> None:
         with self._waiting_time():
             await sender.send(value)
+
+    async def _wait_to_send_all(self, blocked: list[tuple[Sender, _t.Any]]) -> None:
+        """Sends what `offer_outputs` could not, waiting for room downstream."""
+        with self._waiting_time():
+            for sender, value in blocked:
+                await sender.send(value)
 
     @contextlib.contextmanager
     def _waiting_time(self) -> Iterator[None]:

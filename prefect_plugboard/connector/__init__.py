@@ -10,6 +10,7 @@ from prefect_plugboard.connector.channel import (
     Sender,
 )
 from prefect_plugboard.connector.connector import Connector, ConnectorBuilder
+from prefect_plugboard.connector.memory_channel import Channel
 from prefect_plugboard.connector.ray_connector import RayConnector
 from prefect_plugboard.schemas.connector import ConnectorMode, ConnectorSocket, ConnectorSpec
 
@@ -18,6 +19,7 @@ __all__ = [
     "DEFAULT_MAXSIZE",
     "EMPTY",
     "AsyncioConnector",
+    "Channel",
     "Connector",
     "ConnectorBuilder",
     "ConnectorMode",

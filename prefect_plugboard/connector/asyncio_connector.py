@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import typing as _t
 
 from prefect_plugboard.connector.connector import Connector
-from prefect_plugboard.schemas.connector import ConnectorSpec
-
-
-if _t.TYPE_CHECKING:
-    from prefect_plugboard.blocks.asyncio_channel import AsyncioChannelBlock
 
 
 __all__ = ["AsyncioConnector"]
@@ -31,32 +25,3 @@ class AsyncioConnector(Connector):
     """
 
     transport: _t.ClassVar[str] = "asyncio"
-
-    @classmethod
-    def from_block(
-        cls,
-        block: AsyncioChannelBlock | str,
-        spec: ConnectorSpec | Mapping[str, _t.Any],
-    ) -> AsyncioConnector:
-        """Returns a connector for `spec` with the settings of a saved channel block.
-
-        Example:
-            ```python
-            spec = ConnectorSpec(source="a.x", target="b.x")
-            AsyncioConnector.from_block("plugboard-asyncio-channel/asyncio-default", spec)
-            ```
-
-        Args:
-            block: An `AsyncioChannelBlock`, or the `"<block type slug>/<name>"` of a saved
-                one (loaded from the Prefect API).
-            spec: The source and target fields.
-
-        Raises:
-            ValidationError: The block cannot be loaded, or is not an `AsyncioChannelBlock`.
-        """
-        from prefect_plugboard.blocks import AsyncioChannelBlock, resolve_channel_block
-
-        channel = resolve_channel_block(
-            block, AsyncioChannelBlock, needed_by=f"{cls.__name__}.from_block"
-        )
-        return cls(spec, **channel.connector_settings())

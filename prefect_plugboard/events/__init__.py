@@ -2,6 +2,14 @@
 
 from prefect_plugboard.events.connector_builder import EventConnectorBuilder
 from prefect_plugboard.events.event import Event, EventHandlerSpec, StopEvent, SystemEvent
+from prefect_plugboard.events.event_handlers import EventHandlers
 
 
-__all__ = ["Event", "EventConnectorBuilder", "EventHandlerSpec", "StopEvent", "SystemEvent"]
+__all__ = [
+    "Event",
+    "EventConnectorBuilder",
+    "EventHandlerSpec",
+    "EventHandlers",
+    "StopEvent",
+    "SystemEvent",
+]

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 import typing as _t
 
 from prefect_plugboard.connector.connector import Connector, ConnectorBuilder
-from prefect_plugboard.schemas.connector import ConnectorMode, ConnectorSpec
 
 
 if _t.TYPE_CHECKING:
@@ -22,7 +21,7 @@ class EventConnectorBuilder:
     Processes wire events by themselves (one broadcast channel per event type, from every
     publisher to every subscriber), so these connectors are only a description: passing
     them to a process changes nothing. The class exists so that plugboard code that builds
-    them runs unchanged.
+    them runs unchanged; `ConnectorBuilder.build_event_connectors` does the same.
 
     Args:
         connector_builder: The builder of the connectors (its class is used).
@@ -33,16 +32,4 @@ class EventConnectorBuilder:
 
     def build(self, components: Iterable[Component]) -> dict[str, Connector]:
         """Returns one pub/sub connector per event type that a component publishes or handles."""
-        types: dict[str, _t.Any] = {}
-        for component in components:
-            for event in (*component.io.input_events, *component.io.output_events):
-                types.setdefault(event.type, event)
-        connectors = {}
-        for event in types.values():
-            spec = ConnectorSpec(
-                source=f"{event.safe_type()}.publishers",
-                target=f"{event.safe_type()}.subscribers",
-                mode=ConnectorMode.PUBSUB,
-            )
-            connectors[spec.id] = self.connector_builder.build(spec)
-        return connectors
+        return {c.id: c for c in self.connector_builder.build_event_connectors(components)}

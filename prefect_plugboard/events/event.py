@@ -11,7 +11,14 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field
 
 
-__all__ = ["HANDLER_ATTRIBUTE", "Event", "EventHandlerSpec", "StopEvent", "SystemEvent"]
+__all__ = [
+    "HANDLER_ATTRIBUTE",
+    "Event",
+    "EventHandlerSpec",
+    "Handler",
+    "StopEvent",
+    "SystemEvent",
+]
 
 _EVENT_TYPE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_\-.]*$")
 HANDLER_ATTRIBUTE = "__plugboard_event_handler__"

@@ -1,163 +1,355 @@
-"""CSV file components: `FileReader` emits rows, `FileWriter` writes them."""
+"""`FileReader` and `FileWriter`: CSV, CSV.GZ and Parquet files, local or at any fsspec URL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-import csv
+from collections.abc import Mapping, Sequence
 import os
-from pathlib import Path
 import typing as _t
 
-from prefect_plugboard.component.component import Component
-from prefect_plugboard.schemas.component import ComponentArgsDict
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from prefect_plugboard.exceptions import DataIOError, NoMoreDataException, ValidationError
+from prefect_plugboard.library._columns import (
+    ColumnTypeError,
+    parse_schema,
+    python_columns,
+    table_from_columns,
+)
+from prefect_plugboard.library._common import IOThread, label
+from prefect_plugboard.library._files import file_format, filesystem, resolve_location
+from prefect_plugboard.library.credentials import storage
+from prefect_plugboard.library.data_reader import DataReader, DataReaderArgsDict
+from prefect_plugboard.library.data_writer import DataWriter, DataWriterArgsDict
 
 
 __all__ = ["FileReader", "FileWriter"]
 
-
-def _absolute(path: str | os.PathLike[str]) -> Path:
-    # Resolved where the component is built, so a relative path means what it meant to the
-    # user who typed it, also on a worker whose working directory differs.
-    return Path(os.path.abspath(os.path.expanduser(path)))
+CSV_BLOCK_SIZE = 4 << 20
+"""Bytes of CSV read at a time when chunked; column types are inferred from the first block."""
+PARQUET_BATCH_ROWS = 65_536
 
 
-def _parse(text: str) -> _t.Any:
-    """A CSV cell as pandas reads it: empty is None, then int, then float, else the text."""
-    if text == "":
-        return None
-    if "_" in text or text != text.strip():  # Python's int("1_000") and int(" 1") are not CSV
-        return text
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            continue
-    return text
+class FileReader(DataReader):
+    """Emits the rows of a CSV, CSV.GZ or Parquet file, one row per step.
 
-
-class FileWriter(Component):
-    """Writes one CSV row per step, with a header row, flushing every row.
-
-    Its inputs are `field_names`; each step writes their current values. Every row is flushed
-    as it is written, so rows written before a later failure are on disk.
+    Its outputs are `field_names`, read from the columns of the same names. The file is read
+    with pyarrow through fsspec: a local path, or any fsspec URL (`file://`, `memory://`,
+    `s3://`, `gs://`, `az://`, ...; the cloud ones need `prefect-plugboard[s3]`, `[gcs]` or
+    `[azure]`). Values are plain Python objects (`int`, `float`, `str`, `bool`, `datetime`,
+    `None` for a missing value); columns of types Python has no type for (int32, float32,
+    timestamp[ns], ...) give NumPy scalars of that type, so a `FileWriter` writes them back
+    with the same type.
 
     Args:
-        path: The CSV file to write (created or truncated). A relative path is relative to the
-            working directory where the component is built.
-        field_names: The columns, which are also the component's inputs.
-        **kwargs: `name` and the other `ComponentArgsDict` arguments.
+        path: The file. A relative local path is relative to the working directory where the
+            component is built; with an `S3Bucket` block, relative to its bucket and folder.
+        storage_options: fsspec options for the filesystem (credentials, endpoint), or a
+            Prefect block giving them (see `prefect_plugboard.library.credentials`).
+        parse_numbers: CSV only: `False` reads every column as text.
+        **kwargs: `field_names`, `chunk_size` (rows per read; `None` reads the whole file at
+            once) and the other `ComponentArgsDict` arguments.
+
+    Raises:
+        ValidationError: The file name does not end in `.csv`, `.csv.gz` or `.parquet`.
     """
+
+    _live_attributes: _t.ClassVar[tuple[str, ...]] = ("_thread", "_file", "_batches", "_pending")
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        field_names: Sequence[str],
-        **kwargs: _t.Unpack[ComponentArgsDict],
+        storage_options: Mapping[str, _t.Any] | str | _t.Any | None = None,
+        parse_numbers: bool = True,
+        **kwargs: _t.Unpack[DataReaderArgsDict],
     ) -> None:
         super().__init__(**kwargs)
-        self._path = _absolute(path)
-        self._field_names = list(field_names)
-        if not self._field_names:
-            msg = f"FileWriter {self.name!r} needs at least one field name"
-            raise ValueError(msg)
-        self.io.add_inputs(*self._field_names)
-        self._file: _t.TextIO | None = None
+        located = storage(storage_options, needed_by=label(self))
+        self._storage_options = located.options
+        self._location = resolve_location(path, located.root)
+        self._format = file_format(
+            self._location, needed_by=label(self), subject=f"component {self.name!r}"
+        )
+        self._parse_numbers = parse_numbers
+        self._thread: IOThread | None = None
+        self._file: _t.Any = None
+        self._batches: _t.Iterator[pa.RecordBatch] | None = None
+        self._pending: list[pa.Table] | None = None
 
     async def init(self) -> None:
-        """Creates the file and writes the header row."""
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self._path.open("w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(self._field_names)
-        self._file.flush()
+        """Opens the file, checks its columns and reads the first chunk.
 
-    async def step(self) -> None:
-        """Writes one row of the current input values."""
-        state = self.__dict__
-        self._writer.writerow([state[f] for f in self._field_names])
-        _t.cast(_t.TextIO, self._file).flush()
+        Raises:
+            DataIOError: The file does not exist, cannot be read, or lacks a column.
+        """
+        self._thread = IOThread(self.name)
+        await self._thread.run(self._open)
+        await super().init()
 
     async def destroy(self) -> None:
         """Closes the file."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        await super().destroy()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await thread.close()
+        file, self._file = self._file, None
+        self._batches = self._pending = None
+        if file is not None:
+            file.close()
 
-    def __getstate__(self) -> dict[str, _t.Any]:
-        state = super().__getstate__()
-        state["_file"] = None
-        state.pop("_writer", None)
-        return state
+    async def _fetch(self) -> pa.Table:
+        return await _t.cast(IOThread, self._thread).run(self._read_chunk)
 
+    async def _convert(self, data: pa.Table) -> dict[str, list[_t.Any]]:
+        return await _t.cast(IOThread, self._thread).run(python_columns, data, self._field_names)
 
-class FileReader(Component):
-    """Emits the rows of a CSV file with a header row, one row per step.
+    def _open(self) -> None:
+        fs, path = filesystem(self._location, self._storage_options)
+        try:
+            self._file = fs.open(path, "rb")
+        except FileNotFoundError:
+            msg = f"{label(self)}: there is no file at {self._location}"
+            raise DataIOError(msg) from None
+        except Exception as exc:
+            msg = f"{label(self)}: cannot open {self._location}: {type(exc).__name__}: {exc}"
+            raise DataIOError(msg) from exc
+        try:
+            if self._format == "parquet":
+                self._open_parquet()
+            else:
+                self._open_csv()
+        except DataIOError:
+            raise
+        except Exception as exc:
+            msg = f"{label(self)}: cannot read {self._location}: {type(exc).__name__}: {exc}"
+            raise DataIOError(msg) from exc
 
-    Its outputs are `field_names`, read from the columns of the same names. Numbers are parsed
-    (`"3"` becomes `3`, `"0.5"` becomes `0.5`), empty cells become `None`, anything else stays
-    a string. The component closes its output after the last row.
-
-    Args:
-        path: The CSV file to read. A relative path is relative to the working directory where
-            the component is built.
-        field_names: The columns to emit, which are also the component's outputs.
-        parse_numbers: Whether to parse numbers; `False` keeps every value a string.
-        **kwargs: `name` and the other `ComponentArgsDict` arguments.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        field_names: Sequence[str],
-        parse_numbers: bool = True,
-        **kwargs: _t.Unpack[ComponentArgsDict],
-    ) -> None:
-        super().__init__(**kwargs)
-        self._path = _absolute(path)
-        self._field_names = list(field_names)
-        self._parse_numbers = parse_numbers
-        if not self._field_names:
-            msg = f"FileReader {self.name!r} needs at least one field name"
-            raise ValueError(msg)
-        self.io.add_outputs(*self._field_names)
-        self._file: _t.TextIO | None = None
-
-    async def init(self) -> None:
-        """Opens the file and checks that it has the requested columns."""
-        self._file = self._path.open(newline="", encoding="utf-8")
-        reader = csv.reader(self._file)
-        header = next(reader, None) or []
-        missing = [f for f in self._field_names if f not in header]
+    def _check_columns(self, available: Sequence[str]) -> None:
+        missing = [f for f in self._field_names if f not in available]
         if missing:
             msg = (
-                f"{self._path} has no column(s) {missing} for FileReader {self.name!r}; "
-                f"its header is {header}"
+                f"{label(self)}: {self._location} has no column(s) {missing}; "
+                f"its columns are {list(available)}"
             )
-            raise ValueError(msg)
-        columns = [header.index(f) for f in self._field_names]
-        convert = _parse if self._parse_numbers else str
-        self._rows: Iterator[list[_t.Any]] = (
-            [convert(row[i]) if i < len(row) else None for i in columns] for row in reader
-        )
+            raise DataIOError(msg)
 
-    async def step(self) -> None:
-        """Emits the next row, or closes the output after the last one."""
-        row = next(self._rows, None)
-        if row is None:
-            await self.io.close()
-            return
-        state = self.__dict__
-        for field, value in zip(self._field_names, row, strict=True):
-            state[field] = value
+    def _open_parquet(self) -> None:
+        parquet = pq.ParquetFile(self._file)
+        self._check_columns(parquet.schema_arrow.names)
+        if self._chunk_size is None:
+            self._pending = [parquet.read(columns=self._field_names)]
+        else:
+            self._batches = parquet.iter_batches(
+                batch_size=min(self._chunk_size, PARQUET_BATCH_ROWS), columns=self._field_names
+            )
+            self._pending = []
+
+    def _csv_stream(self) -> _t.Any:
+        self._file.seek(0)
+        if self._format == "csv.gz":
+            return pa.CompressedInputStream(self._file, "gzip")
+        return self._file
+
+    def _open_csv(self) -> None:
+        types = None if self._parse_numbers else dict.fromkeys(self._field_names, pa.string())
+        convert = pa_csv.ConvertOptions(
+            include_columns=self._field_names,
+            column_types=types,
+            strings_can_be_null=True,  # an empty cell is a missing value, as in pandas
+            quoted_strings_can_be_null=False,  # `""` is an empty string
+        )
+        try:
+            if self._chunk_size is None:
+                # The whole file at once: column types are inferred from all of it.
+                self._pending = [pa_csv.read_csv(self._csv_stream(), convert_options=convert)]
+            else:
+                read = pa_csv.ReadOptions(block_size=CSV_BLOCK_SIZE)
+                reader = pa_csv.open_csv(
+                    self._csv_stream(), read_options=read, convert_options=convert
+                )
+                self._batches = iter(reader)
+                self._pending = []
+        except pa.ArrowKeyError:
+            header = pa_csv.open_csv(
+                self._csv_stream(), read_options=pa_csv.ReadOptions(block_size=1 << 16)
+            )
+            self._check_columns(header.schema.names)
+            raise
+
+    def _read_chunk(self) -> pa.Table:
+        """The next `chunk_size` rows (all of them without a chunk size)."""
+        pending = self._pending
+        if pending is None:
+            raise NoMoreDataException
+        if self._batches is None:  # one table holds the whole file
+            self._pending = None
+            if not pending:
+                raise NoMoreDataException
+            return pending[0]
+        wanted = _t.cast(int, self._chunk_size)
+        rows = sum(t.num_rows for t in pending)
+        try:
+            while rows < wanted:
+                batch = next(self._batches, None)
+                if batch is None:
+                    break
+                pending.append(pa.Table.from_batches([batch]))
+                rows += batch.num_rows
+        except pa.ArrowInvalid as exc:
+            msg = (
+                f"{label(self)}: cannot read {self._location} after row "
+                f"{self._rows_emitted + self._length}: {exc}. Column types are inferred from "
+                f"the first {CSV_BLOCK_SIZE >> 20} MiB of a CSV read in chunks; give "
+                "chunk_size=None to infer them from the whole file"
+            )
+            raise DataIOError(msg) from None
+        if not rows:
+            self._pending = None
+            raise NoMoreDataException
+        table = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+        self._pending = [table.slice(wanted)] if table.num_rows > wanted else []
+        return table.slice(0, wanted)
+
+
+class FileWriter(DataWriter):
+    """Writes the rows it receives to a CSV, CSV.GZ or Parquet file, with its column names.
+
+    The file (local, or at any fsspec URL, as for `FileReader`) is created, or truncated, by
+    `init()`, and written with pyarrow a chunk at a time (a Parquet row group per chunk). A
+    CSV file gets buffered rows every `flush_interval` seconds; a Parquet file, readable only
+    once the writer ends, gets full chunks and the rest at the end (unless `flush_interval`
+    is given). Column types are inferred from the values
+    (Python `int` -> int64, `float` -> double, `str` -> string, `datetime` -> timestamp, NumPy
+    scalars -> their own type) or given by `schema`. The columns are `field_names`, in order.
+
+    Args:
+        path: The file to write; parent folders of a local file are created.
+        storage_options: fsspec options, or a Prefect block giving them (as for `FileReader`).
+        schema: Arrow types for some columns, e.g. `{"x": "int32", "t": "timestamp[ns]"}`.
+        **kwargs: `field_names`, `chunk_size` (rows per write), `flush_interval` and the other
+            `ComponentArgsDict` arguments (see `DataWriter`).
+
+    Raises:
+        ValidationError: The file name does not end in `.csv`, `.csv.gz` or `.parquet`, or
+            `schema` names an unknown type.
+    """
+
+    _live_attributes: _t.ClassVar[tuple[str, ...]] = ("_thread", "_file", "_sink", "_writer")
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        storage_options: Mapping[str, _t.Any] | str | _t.Any | None = None,
+        schema: Mapping[str, str] | None = None,
+        **kwargs: _t.Unpack[DataWriterArgsDict],
+    ) -> None:
+        super().__init__(**kwargs)
+        located = storage(storage_options, needed_by=label(self))
+        self._storage_options = located.options
+        self._location = resolve_location(path, located.root)
+        self._format = file_format(
+            self._location, needed_by=label(self), subject=f"component {self.name!r}"
+        )
+        if self._format == "parquet" and "flush_interval" not in kwargs:
+            # A Parquet file can be read only once it is closed: writing early would only
+            # make small row groups.
+            self._flush_interval = None
+        try:
+            self._types = parse_schema(schema)
+        except ValueError as exc:
+            msg = f"{label(self)}: schema {exc}"
+            raise ValidationError([msg], subject=f"component {self.name!r}") from None
+        self._thread: IOThread | None = None
+        self._file: _t.Any = None
+        self._sink: _t.Any = None
+        self._writer: pa_csv.CSVWriter | pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    async def init(self) -> None:
+        """Creates (or truncates) the file.
+
+        Raises:
+            DataIOError: The file cannot be created.
+        """
+        self._thread = IOThread(self.name)
+        self._schema = None
+        await self._thread.run(self._open)
 
     async def destroy(self) -> None:
-        """Closes the file."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Writes the rows still buffered and closes the file."""
+        try:
+            await super().destroy()
+        finally:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                try:
+                    await thread.run(self._close)
+                finally:
+                    await thread.close()
 
-    def __getstate__(self) -> dict[str, _t.Any]:
-        state = super().__getstate__()
-        state["_file"] = None
-        state.pop("_rows", None)
-        return state
+    async def _convert(self, data: dict[str, list[_t.Any]]) -> pa.Table:
+        return await _t.cast(IOThread, self._thread).run(self._table, data)
+
+    async def _save(self, data: pa.Table) -> None:
+        await _t.cast(IOThread, self._thread).run(self._write_table, data)
+
+    def _open(self) -> None:
+        fs, path = filesystem(self._location, self._storage_options)
+        try:
+            if "file" in _t.cast(tuple[str, ...], fs.protocol):
+                fs.makedirs(fs._parent(path), exist_ok=True)
+            self._file = fs.open(path, "wb")
+        except Exception as exc:
+            msg = f"{label(self)}: cannot create {self._location}: {type(exc).__name__}: {exc}"
+            raise DataIOError(msg) from exc
+        self._sink = (
+            pa.CompressedOutputStream(self._file, "gzip") if self._format == "csv.gz" else None
+        )
+
+    def _table(self, data: dict[str, list[_t.Any]]) -> pa.Table:
+        try:
+            return table_from_columns(data, self._schema, self._types)
+        except ColumnTypeError as exc:
+            msg = f"{label(self)}: cannot write to {self._location}: {exc}"
+            raise DataIOError(msg) from None
+
+    def _write_table(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._start(table.schema)
+        schema = _t.cast(pa.Schema, self._schema)
+        if table.schema != schema:
+            try:
+                table = table.cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+                msg = (
+                    f"{label(self)}: rows do not fit the columns already written to "
+                    f"{self._location} ({schema}): {exc}; give the types with `schema=`"
+                )
+                raise DataIOError(msg) from None
+        _t.cast(_t.Any, self._writer).write_table(table)
+        if self._sink is None:
+            self._file.flush()
+
+    def _start(self, schema: pa.Schema) -> None:
+        sink = self._sink if self._sink is not None else self._file
+        self._schema = schema
+        if self._format == "parquet":
+            self._writer = pq.ParquetWriter(sink, schema)
+        else:
+            self._writer = pa_csv.CSVWriter(sink, schema)
+
+    def _close(self) -> None:
+        if self._file is None:
+            return
+        try:
+            if self._writer is None:  # no row came: the columns alone
+                empty: dict[str, list[_t.Any]] = {f: [] for f in self._field_names}
+                types = {f: self._types.get(f, pa.string()) for f in self._field_names}
+                self._write_table(table_from_columns(empty, None, types))
+            _t.cast(_t.Any, self._writer).close()
+            if self._sink is not None:
+                self._sink.close()
+        finally:
+            self._file.close()
+            self._file = self._sink = self._writer = None

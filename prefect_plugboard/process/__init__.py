@@ -12,7 +12,11 @@ from prefect_plugboard._lazy import lazy_exports
 
 
 if _t.TYPE_CHECKING:
+    from prefect_plugboard.builder.spec_builder import (
+        ProcessBuilder as ProcessBuilder,
+    )
     from prefect_plugboard.exceptions import (
+        NotInitialisedError as NotInitialisedError,
         ResourceError as ResourceError,
     )
     from prefect_plugboard.process.local_process import (
@@ -26,6 +30,8 @@ if _t.TYPE_CHECKING:
     )
 
 _PUBLIC: dict[str, str] = {
+    "NotInitialisedError": "prefect_plugboard.exceptions",
+    "ProcessBuilder": "prefect_plugboard.builder.spec_builder",
     "LocalProcess": "prefect_plugboard.process.local_process",
     "Process": "prefect_plugboard.process.process",
     "RayProcess": "prefect_plugboard.process.ray.process",
@@ -34,7 +40,9 @@ _PUBLIC: dict[str, str] = {
 
 __all__ = [
     "LocalProcess",
+    "NotInitialisedError",
     "Process",
+    "ProcessBuilder",
     "RayProcess",
     "ResourceError",
 ]

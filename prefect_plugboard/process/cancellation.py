@@ -1,8 +1,9 @@
 """Noticing that a flow run is being cancelled from Prefect (the UI, the CLI, the API).
 
 Prefect delivers a cancellation to a deployment's run by sending its process SIGTERM; a run
-started from a script or a notebook gets no signal at all. `sigterm_stops` turns the signal
-into a graceful stop, and `watch_for_cancellation` notices the cancellation itself: it
+started from a script or a notebook gets no signal at all. `signals_stop` turns the signal
+(and a Ctrl-C, SIGINT) into a graceful stop, and `watch_for_cancellation` notices the
+cancellation itself: it
 listens for the flow run's `Cancelling` event, and, for an API whose events it cannot hear
 (another process's temporary server writing to the same database), reads the run's state
 every `CANCEL_POLL_INTERVAL` seconds.
@@ -17,6 +18,7 @@ import logging
 import signal
 import threading
 import types
+import typing as _t
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -25,7 +27,7 @@ from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
 
-__all__ = ["CANCEL_POLL_INTERVAL", "sigterm_stops", "watch_for_cancellation"]
+__all__ = ["CANCEL_POLL_INTERVAL", "signals_stop", "sigterm_stops", "watch_for_cancellation"]
 
 _logger = logging.getLogger(__name__)
 
@@ -59,27 +61,61 @@ def sigterm_stops(on_sigterm: Callable[[], None]) -> Iterator[None]:
     before (the hard way out). Outside the main thread signals cannot be handled, and this
     does nothing.
     """
+    with signals_stop(lambda signum: on_sigterm(), interrupt=False):
+        yield
+
+
+@contextlib.contextmanager
+def signals_stop(
+    on_signal: Callable[[signal.Signals], None], *, interrupt: bool = True
+) -> Iterator[None]:
+    """While inside, a SIGTERM or a Ctrl-C (SIGINT) calls `on_signal(signum)` on the loop.
+
+    The first signal asks for a graceful stop. A second SIGTERM gets the handler that was
+    there before (Prefect's hard way out); a second Ctrl-C raises `KeyboardInterrupt` at
+    once, wherever the program is. The handlers that were there before come back on the way
+    out. Outside the main thread signals cannot be handled, and this does nothing.
+
+    Args:
+        on_signal: Called on the running event loop with the first signal received.
+        interrupt: Whether to handle SIGINT too (else only SIGTERM).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     loop = asyncio.get_running_loop()
-    previous = signal.getsignal(signal.SIGTERM)
+    handled = [signal.SIGTERM, signal.SIGINT] if interrupt else [signal.SIGTERM]
+    previous = {signum: signal.getsignal(signum) for signum in handled}
     received = False
 
     def handle(signum: int, frame: types.FrameType | None) -> None:
         nonlocal received
         if not received:
             received = True
-            loop.call_soon_threadsafe(on_sigterm)
+            loop.call_soon_threadsafe(on_signal, signal.Signals(signum))
             return
-        signal.signal(signal.SIGTERM, previous)
+        if signum == signal.SIGINT:
+            # Raised here it interrupts even a blocking call; but code that catches it (a
+            # component's task run turns it into a graceful stop) would make it wait, so it
+            # is raised from the event loop itself as well, where nothing catches it.
+            with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+                loop.call_soon_threadsafe(_interrupt)
+            raise KeyboardInterrupt
+        signal.signal(signum, previous[signal.Signals(signum)])
         signal.raise_signal(signum)
 
-    signal.signal(signal.SIGTERM, handle)
+    for signum in handled:
+        signal.signal(signum, handle)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(signum, handler)
+
+
+def _interrupt() -> _t.NoReturn:
+    raise KeyboardInterrupt
 
 
 async def _hear(flow_run_id: UUID) -> None:

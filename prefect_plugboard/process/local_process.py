@@ -14,8 +14,9 @@ from prefect.task_engine import run_task_async
 from prefect_plugboard.component.log_lines import LogLine, capturing_logger
 from prefect_plugboard.component.runner import ComponentRunner, EventWiring
 from prefect_plugboard.connector.asyncio_connector import AsyncioConnector
-from prefect_plugboard.connector.channel import Inbox, LocalSender, Sender
+from prefect_plugboard.connector.channel import EndOfStream, Inbox, LocalSender, Sender
 from prefect_plugboard.connector.connector import Connector
+from prefect_plugboard.exceptions import ComponentError
 from prefect_plugboard.process.event_routes import EVENTS_FIELD
 from prefect_plugboard.process.links import Links
 from prefect_plugboard.process.process import Process
@@ -26,6 +27,7 @@ from prefect_plugboard.process.tasks import (
     run_with_task_logger,
 )
 from prefect_plugboard.process.wiring import event_senders, plan_wiring
+from prefect_plugboard.schemas.status import Status
 
 
 __all__ = ["LocalProcess"]
@@ -106,6 +108,32 @@ class LocalProcess(Process):
             )
         await supervisor.wait(runs, types)
 
+    async def _step_components(self) -> None:
+        """One step of every component at once; the first failure stops the others."""
+        steps = {
+            asyncio.ensure_future(_step_once(runner)): name
+            for name, runner in self._runners.items()
+        }
+        done, pending = await asyncio.wait(steps, return_when=asyncio.FIRST_EXCEPTION)
+        failed = next((t for t in done if not t.cancelled() and t.exception() is not None), None)
+        if failed is None:
+            return
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(steps)
+        for task, name in steps.items():
+            if task in pending:
+                self.components[name].status = Status.STOPPED
+        name = steps[failed]
+        component = self.components[name]
+        component.status = Status.FAILED
+        exc = _t.cast(BaseException, failed.exception())
+        kind = type(component).__name__
+        error = ComponentError(
+            name, kind, f"component {name!r} ({kind}) failed: {type(exc).__name__}: {exc}"
+        )
+        raise error from exc
+
     def _stop(self, reason: str) -> None:
         supervisor = getattr(self, "_supervisor", None)
         if supervisor is not None:
@@ -141,6 +169,13 @@ async def init_components(runners: Mapping[str, ComponentRunner]) -> dict[str, l
         component = runners[name].component
         raise ComponentFailure(name, type(component).__name__, error).to_error()
     return held
+
+
+async def _step_once(runner: ComponentRunner) -> None:
+    try:
+        await runner.step_once()
+    except EndOfStream:
+        runner.component.status = Status.WAITING  # its input has ended: `run()` ends it
 
 
 def build_local_runners(process: Process) -> dict[str, ComponentRunner]:

@@ -6,14 +6,10 @@ from abc import ABC, abstractmethod
 import asyncio
 from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
-import functools
-import importlib
-import inspect
 import logging
 import os
-from pathlib import Path
 import secrets
+import signal
 import typing as _t
 from uuid import UUID
 
@@ -22,17 +18,28 @@ from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.exceptions import TerminationSignal
 from prefect.states import Cancelled
-from pydantic import BaseModel, ValidationError as PydanticValidationError
-import yaml
+from pydantic import ValidationError as PydanticValidationError
 
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector, ConnectorBuilder
-from prefect_plugboard.exceptions import Issue, ProcessStateError, ValidationError
+from prefect_plugboard.exceptions import (
+    ComponentError,
+    ConstraintError,
+    Issue,
+    NotInitialisedError,
+    ProcessStateError,
+    ValidationError,
+)
 from prefect_plugboard.process.artifacts import publish_graph, publish_summary
-from prefect_plugboard.process.cancellation import sigterm_stops, watch_for_cancellation
-from prefect_plugboard.process.validation import validate_graph
+from prefect_plugboard.process.cancellation import signals_stop, watch_for_cancellation
+from prefect_plugboard.process.model_file import dump_model, export_model
+from prefect_plugboard.process.validation import unread_outputs, validate_graph
 from prefect_plugboard.schemas.connector import ConnectorSpec
 from prefect_plugboard.schemas.status import Status
+
+
+if _t.TYPE_CHECKING:
+    from prefect_plugboard.state import ProcessState
 
 
 __all__ = ["ComponentProgress", "ConnectorFactory", "Process"]
@@ -144,10 +151,72 @@ class Process(ABC):
         issues += self._check_connectors()
         if issues:
             raise ValidationError(issues, subject=f"process {self.name!r}")
+        for name, kind, fields in unread_outputs(self._component_list, self._connector_list):
+            _logger.warning(
+                "Process %r: output fields of component %r (%s) not connected, nothing reads "
+                "them: %s",
+                self.name,
+                name,
+                kind,
+                ", ".join(fields),
+            )
         for component in self._component_list:
             component.parameters = {**self.parameters, **component.parameters}
         await self._prepare()
         self.status = Status.INIT
+
+    async def step(self) -> None:
+        """Takes one step of every component, at once, on the caller's event loop.
+
+        Each component takes one value per input (waiting for its upstream's step), handles
+        the events that have arrived, steps and sends its outputs; the first `step()` runs
+        every component's `init()`. Afterwards the process and its components are `waiting`,
+        and `run()` goes on from there. No Prefect flow run or task run is made: this is for
+        tests and for exploring a model step by step.
+
+        Raises:
+            NotInitialisedError: `init()` has not been called.
+            ProcessStateError: The process is running or has ended.
+            ComponentError: A component raised; its exception is the cause.
+            NotImplementedError: The process type cannot step yet (`RayProcess`).
+        """
+        if self.status is Status.CREATED:
+            msg = (
+                f"process {self.name!r} is not initialised: call `await process.init()` (or use "
+                "`async with process:`) before `step()`"
+            )
+            raise NotInitialisedError(msg)
+        if self.status not in (Status.INIT, Status.WAITING):
+            msg = f"process {self.name!r} is {self.status}; step() needs it initialised or waiting"
+            raise ProcessStateError(msg)
+        if type(self)._step_components is Process._step_components:
+            msg = (
+                f"{type(self).__name__}.step() is not available yet: run the whole model with "
+                "`await process.run()`, or step it on a LocalProcess"
+            )
+            raise NotImplementedError(msg)
+        self.status = Status.RUNNING
+        try:
+            await self._step_components()
+        except BaseException as exc:
+            self.status = Status.STOPPED if _is_cancellation(exc) else Status.FAILED
+            constraint = _as_constraint(exc)
+            if constraint is None:
+                raise
+            raise constraint from exc.__cause__
+        self.status = Status.WAITING
+
+    @property
+    def state(self) -> ProcessState:
+        """Where the process and its components stand, read from the Prefect API.
+
+        plugboard's state backends, on Prefect: the job id is the id of the flow run of
+        `run()`, the process's status that of the flow run, each component's that of its
+        task run (see `prefect_plugboard.state`).
+        """
+        from prefect_plugboard.state import ProcessState
+
+        return ProcessState(self)
 
     async def run(self) -> None:
         """Runs every component until all have finished; one Prefect flow run.
@@ -162,7 +231,7 @@ class Process(ABC):
         """
         if self.status is Status.CREATED:
             await self.init()
-        elif self.status is not Status.INIT:
+        elif self.status not in (Status.INIT, Status.WAITING):  # waiting: after step()
             msg = (
                 f"process {self.name!r} is {self.status}; a process runs once, build a new one "
                 "to run the graph again"
@@ -239,6 +308,10 @@ class Process(ABC):
     async def _run_components(self) -> None:
         """Runs every component as a task run of the current flow run."""
 
+    async def _step_components(self) -> None:
+        """Takes one step of every component (`step()`); processes that can, override it."""
+        raise NotImplementedError
+
     def _check_connectors(self) -> list[Issue]:
         """Returns problems with the connector kinds for this process type."""
         return []
@@ -270,8 +343,14 @@ class Process(ABC):
         )
         outcome = "failed"
         try:
-            with sigterm_stops(functools.partial(self._cancel, "the run received SIGTERM")):
-                await self._run_components()
+            with signals_stop(self._cancel_on_signal):
+                try:
+                    await self._run_components()
+                except ComponentError as exc:
+                    constraint = _as_constraint(exc)
+                    if constraint is None:
+                        raise
+                    raise constraint from exc.__cause__
             outcome = "completed" if self.stop_reason is None else f"stopped: {self.stop_reason}"
         except BaseException as exc:
             if _is_cancellation(exc):
@@ -289,6 +368,16 @@ class Process(ABC):
 
     def _cancelled_from_prefect(self) -> None:
         self._cancel(CANCELLED_FROM_PREFECT)
+
+    def _cancel_on_signal(self, signum: signal.Signals) -> None:
+        if signum == signal.SIGINT:
+            _logger.warning(
+                "Process %r: stopping every component (Ctrl-C); press Ctrl-C again to stop at once",
+                self.name,
+            )
+            self._cancel("the run was interrupted (Ctrl-C)")
+        else:
+            self._cancel("the run received SIGTERM")
 
     def _cancel(self, reason: str) -> None:
         """Stops the run as cancelled: its flow run ends `Cancelled`, not `Completed`."""
@@ -308,56 +397,25 @@ class Process(ABC):
         )
 
     def export(self) -> dict[str, _t.Any]:
-        """Returns the model as YAML-ready data (the `plugboard:` root), as `dump` writes it."""
-        kinds = {type(c) for c in self._connector_list}
-        builder_cls = kinds.pop() if len(kinds) == 1 else self.default_connector
-        defaults = _setting_defaults(builder_cls)
-        connectors = []
-        for connector in self._connector_list:
-            entry = connector.export()
-            own = {k: v for k, v in connector.settings().items() if defaults.get(k) != v}
-            if type(connector) is not builder_cls:
-                msg = "connectors of several classes cannot be written to one YAML model"
-                raise ValueError(msg)
-            if own:
-                entry["args"] = own
-            connectors.append(entry)
-        args: dict[str, _t.Any] = {"name": self.name}
-        if self.parameters:
-            args["parameters"] = self.parameters
-        args["components"] = [c.export() for c in self._component_list]
-        args["connectors"] = connectors
-        return {
-            "plugboard": {
-                "process": {
-                    "type": public_path(type(self)),
-                    "connector_builder": {"type": public_path(builder_cls)},
-                    "args": args,
-                }
-            }
-        }
+        """Returns the model as YAML-ready data (the `plugboard:` root), as `dump` writes it.
 
-    def dump(self, path: str | os.PathLike[str]) -> None:
-        """Writes the model to a YAML file that `prefect-plugboard run` (and `build_flow`) reads.
+        Classes plugboard also has are named as plugboard names them, so the model loads in
+        plugboard too (see `model_file`).
 
         Raises:
-            ValueError: A constructor argument cannot be written as YAML, or a class is
-                defined in a script (`__main__`), which a YAML file cannot name.
+            ValueError: The connectors are of several classes.
         """
-        data = self.export()
-        for component in self._component_list:
-            if type(component).__module__ == "__main__":
-                msg = (
-                    f"component {component.name!r}: its class {type(component).__qualname__} is "
-                    "defined in a script; move it to a module so a YAML file can name it"
-                )
-                raise ValueError(msg)
-        try:
-            text = yaml.safe_dump(_plain(data), sort_keys=False)
-        except yaml.YAMLError as exc:
-            msg = f"process {self.name!r} cannot be written as YAML: {exc}"
-            raise ValueError(msg) from None
-        Path(path).write_text(text, encoding="utf-8")
+        return export_model(self)
+
+    def dump(self, path: str | os.PathLike[str]) -> None:
+        """Writes the model to a YAML file that `prefect-plugboard run` (and plugboard) reads.
+
+        Raises:
+            ValueError: The path's suffix is not `.yaml` or `.yml`; a class is defined in a
+                script (`__main__`) or inside a function, which a YAML file cannot name; or a
+                constructor argument cannot be written as YAML.
+        """
+        dump_model(self, path)
 
     def progress(self) -> list[ComponentProgress]:
         """Each component's status and figures so far (also while the process runs)."""
@@ -449,37 +507,22 @@ async def ending_state(process: Process, running: Awaitable[None]) -> State | No
     return None
 
 
-def public_path(cls: type) -> str:
-    """The import path users see: `prefect_plugboard.process.LocalProcess`, not the module's."""
-    module = cls.__module__
-    if module.startswith(("prefect_plugboard.process.", "prefect_plugboard.connector.")):
-        package = module.rsplit(".", 1)[0]
-        if getattr(importlib.import_module(package), cls.__name__, None) is cls:
-            return f"{package}.{cls.__qualname__}"
-    return f"{module}.{cls.__qualname__}"
+def _as_constraint(exc: BaseException) -> ConstraintError | None:
+    """The `ConstraintError` to end a run with, if a component failed on a constraint.
 
-
-def _setting_defaults(cls: type) -> dict[str, _t.Any]:
-    return {
-        name: param.default
-        for name, param in inspect.signature(cls).parameters.items()
-        if param.default is not param.empty
-    }
-
-
-def _plain(value: _t.Any) -> _t.Any:
-    """Turns a value into plain YAML data (paths to text, models to dicts, tuples to lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, BaseModel):
-        return _plain(value.model_dump(exclude_defaults=True))
-    if isinstance(value, StrEnum):
-        return str(value)
-    return value
+    Its message names the component; the component's own error is kept as the cause.
+    """
+    if not isinstance(exc, ComponentError):
+        return None
+    cause = exc.__cause__
+    if not isinstance(cause, ConstraintError):
+        return None
+    error = ConstraintError(
+        f"component {exc.component!r} ({exc.component_type}) found a constraint violated: {cause}",
+        objective_value=cause.objective_value,
+    )
+    error.component = exc.component
+    return error
 
 
 def _is_cancellation(exc: BaseException) -> bool:

@@ -17,7 +17,7 @@ from prefect_plugboard.process.topology import strongly_connected
 from prefect_plugboard.schemas.connector import ConnectorMode, ConnectorSocket
 
 
-__all__ = ["find_cycles", "validate_graph"]
+__all__ = ["find_cycles", "unread_outputs", "validate_graph"]
 
 
 def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
@@ -75,6 +75,15 @@ def validate_graph(
             continue
         by_name[name] = component
         first_index[name] = index
+        if component.io.is_empty:
+            issues.append(
+                Issue(
+                    f"component {name!r} ({type(component).__name__}) has no input or output "
+                    "fields and no events: it could never step; declare them with IO(...) or "
+                    "add them in its __init__ (self.io.add_inputs(...))",
+                    where,
+                )
+            )
         inputs = component.io.inputs
         for field in component.initial_values:
             if field not in inputs:
@@ -133,6 +142,23 @@ def validate_graph(
             )
         )
     return issues
+
+
+def unread_outputs(
+    components: Sequence[object], connectors: Sequence[object]
+) -> list[tuple[str, str, list[str]]]:
+    """The output fields that no connector reads: `(component, class name, fields)` each."""
+    read: defaultdict[str, set[str]] = defaultdict(set)
+    for connector in connectors:
+        if isinstance(connector, Connector) and connector.spec.mode is ConnectorMode.PIPELINE:
+            read[connector.spec.source.entity].add(connector.spec.source.descriptor)
+    found = []
+    for component in components:
+        if isinstance(component, Component) and component.__dict__.get("_base_initialised"):
+            unread = [f for f in component.io.outputs if f not in read[component.name]]
+            if unread:
+                found.append((component.name, type(component).__name__, unread))
+    return found
 
 
 def _event_issues(by_name: dict[str, Component], first_index: dict[str, int]) -> list[Issue]:

@@ -10,6 +10,14 @@ import typing as _t
 
 from prefect_plugboard._lazy import lazy_exports
 from prefect_plugboard.schemas.component import ComponentArgsDict
+from prefect_plugboard.schemas.config import (
+    ComponentArgsSpec,
+    ComponentSpec,
+    ConfigSpec,
+    ConnectorBuilderSpec,
+    ProcessArgsSpec,
+    ProcessSpec,
+)
 from prefect_plugboard.schemas.connector import ConnectorMode, ConnectorSocket, ConnectorSpec
 from prefect_plugboard.schemas.resource import Resource, parse_quantity
 from prefect_plugboard.schemas.status import Status
@@ -49,6 +57,10 @@ _PUBLIC: dict[str, str] = {
 __all__ = [
     "CategoricalParameterSpec",
     "ComponentArgsDict",
+    "ComponentArgsSpec",
+    "ComponentSpec",
+    "ConfigSpec",
+    "ConnectorBuilderSpec",
     "ConnectorMode",
     "ConnectorSocket",
     "ConnectorSpec",
@@ -58,6 +70,8 @@ __all__ = [
     "ObjectiveSpec",
     "OptunaSpec",
     "ParameterSpec",
+    "ProcessArgsSpec",
+    "ProcessSpec",
     "Resource",
     "Status",
     "TuneArgsDict",

@@ -1,7 +1,6 @@
 """Channel blocks against the session's Prefect API: saved, loaded by name, used by processes."""
 
 import asyncio
-import math
 import os
 from pathlib import Path
 import subprocess
@@ -21,7 +20,6 @@ import yaml
 
 from prefect_plugboard import (
     IO,
-    AsyncioConnector,
     Component,
     ComponentArgsDict,
     ConnectorSpec,
@@ -36,13 +34,15 @@ from prefect_plugboard.blocks import (
     ChannelBlock,
     RayChannelBlock,
     load_channel_block,
+    resolve_channel_block,
 )
-from prefect_plugboard.process.ray.stream import HIGH_WATER
 from prefect_plugboard.testing import Collector, ListSource, PassThrough
+from tests.helpers import most_in_transit
 
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).parent / "prefect")
+CLI = str(Path(sys.executable).parent / "prefect-plugboard")
 SPEC = ConnectorSpec(source="a.x", target="b.x")
 
 
@@ -50,7 +50,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-async def saved(block: ChannelBlock, prefix: str) -> str:
+async def saved(block: ChannelBlock[_t.Any], prefix: str) -> str:
     """Saves `block` under a fresh name; returns its reference."""
     name = unique(prefix)
     await block.asave(name)
@@ -104,6 +104,7 @@ async def test_a_saved_block_loads_by_name_and_by_reference() -> None:
     assert schema is not None and schema.fields["required"] == ["maxsize"]
 
 
+@pytest.mark.slow  # a process of its own
 async def test_a_fresh_process_loads_a_block_by_reference_through_the_entry_point(
     prefect_api: str,
 ) -> None:
@@ -119,6 +120,7 @@ async def test_a_fresh_process_loads_a_block_by_reference_through_the_entry_poin
     assert result.stdout.strip().splitlines()[-1] == "prefect_plugboard.blocks.asyncio_channel 7"
 
 
+@pytest.mark.slow  # a process of its own
 async def test_the_prefect_cli_registers_both_block_types(prefect_api: str) -> None:
     result = run(PREFECT, "block", "register", "-m", "prefect_plugboard.blocks", api=prefect_api)
     output = " ".join(result.stdout.split())  # the table may wrap
@@ -132,18 +134,19 @@ async def test_the_prefect_cli_registers_both_block_types(prefect_api: str) -> N
             assert schema is not None and "maxsize" in schema.fields["properties"], slug
 
 
-async def test_the_save_script_saves_every_document_and_replaces_only_when_asked(
+@pytest.mark.slow  # a process of its own
+async def test_blocks_save_saves_every_document_and_replaces_only_when_asked(
     prefect_api: str, tmp_path: Path
 ) -> None:
-    script = str(ROOT / "blocks" / "save_blocks.py")
-    ready = sorted((ROOT / "blocks").glob("*.yaml"))
+    save = (CLI, "blocks", "save")
+    ready = sorted((ROOT / "examples" / "blocks").glob("*.yaml"))
     own = tmp_path / "own.yaml"
     name = unique("script")
     own.write_text(
         f"block_type_slug: plugboard-asyncio-channel\nname: {name}\ndata:\n  maxsize: 5\n"
     )
 
-    first = run(sys.executable, script, *map(str, ready), str(own), api=prefect_api)
+    first = run(*save, *map(str, ready), str(own), api=prefect_api)
     assert f"Saved plugboard-asyncio-channel/{name} (maxsize=5)" in first.stdout
     assert "$ prefect block ls" in first.stdout
     for path in ready:
@@ -152,20 +155,21 @@ async def test_the_save_script_saves_every_document_and_replaces_only_when_asked
         assert block.model_dump(include=set(document["data"])) == document["data"]
 
     own.write_text(own.read_text().replace("maxsize: 5", "maxsize: 6"))
-    second = run(sys.executable, script, str(ready[0]), str(own), api=prefect_api, check=False)
+    second = run(*save, str(ready[0]), str(own), api=prefect_api, check=False)
     assert second.returncode == 1
     assert "Unchanged " in second.stdout
     assert f"Skipped plugboard-asyncio-channel/{name}: it is saved with maxsize=5" in second.stdout
     saved: AsyncioChannelBlock = await AsyncioChannelBlock.aload(name)
     assert saved.maxsize == 5
 
-    third = run(sys.executable, script, "--overwrite", str(own), api=prefect_api)
+    third = run(*save, "--overwrite", str(own), api=prefect_api)
     assert f"Overwrote plugboard-asyncio-channel/{name} (maxsize=6)" in third.stdout
     saved = await AsyncioChannelBlock.aload(name)
     assert saved.maxsize == 6
 
 
-async def test_the_save_script_checks_every_document_before_saving_any(
+@pytest.mark.slow  # a process of its own
+async def test_blocks_save_checks_every_document_before_saving_any(
     prefect_api: str, tmp_path: Path
 ) -> None:
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
@@ -174,8 +178,7 @@ async def test_the_save_script_checks_every_document_before_saving_any(
         f"block_type_slug: plugboard-ray-channel\nname: {good_name}\ndata: {{maxsize: 1}}\n"
     )
     bad.write_text("block_type_slug: plugboard-ray-channel\nname: bad\ndata: {maxsize: -1}\n")
-    script = str(ROOT / "blocks" / "save_blocks.py")
-    result = run(sys.executable, script, str(good), str(bad), api=prefect_api, check=False)
+    result = run(CLI, "blocks", "save", str(good), str(bad), api=prefect_api, check=False)
     assert result.returncode == 2
     assert f"{bad}: data.maxsize: Input should be greater than or equal to 0" in result.stderr
     assert "Nothing was saved." in result.stderr
@@ -347,25 +350,9 @@ RAY_ITEMS = 128
 PAYLOAD = 1 << 20
 
 
-def most_in_transit(payload_bytes: int, batch_size: int) -> int:
-    """How many messages the path between two Ray workers can hold besides the inbox.
-
-    The receiver only reads while its inbox has room; until then messages wait in the
-    sender's outbox (`batch_size`), its socket buffer (up to `HIGH_WATER` plus one frame), the
-    kernel's send and receive buffers (at most their sysctl maxima), the receiver's stream
-    buffer (a frame and a read), the rest of the frame being unpacked (`batch_size`), and the
-    item the sink has taken but not yet counted (1).
-    """
-    kernel = sum(
-        int(Path(f"/proc/sys/net/ipv4/tcp_{kind}").read_text().split()[2])
-        for kind in ("wmem", "rmem")
-    )
-    frame = payload_bytes * batch_size
-    buffered = HIGH_WATER + frame + kernel + frame + (256 << 10)
-    return batch_size + math.ceil(buffered / frame) * batch_size + batch_size + 1
-
-
-async def run_on_ray(block: ChannelBlock, wait_for_items: int = 0) -> tuple[list[int], list[int]]:
+async def run_on_ray(
+    block: ChannelBlock[_t.Any], wait_for_items: int = 0
+) -> tuple[list[int], list[int]]:
     """Runs the source and the slow sink on Ray; returns what arrived and the source's leads."""
     import ray
 
@@ -393,7 +380,9 @@ async def run_on_ray(block: ChannelBlock, wait_for_items: int = 0) -> tuple[list
 @pytest.mark.ray
 @pytest.mark.usefixtures("ray_cluster")
 async def test_a_ray_process_runs_on_the_channels_of_a_saved_block() -> None:
-    block = load_channel_block(await saved(RayChannelBlock(maxsize=2, batch_size=3), "ray"))
+    block = load_channel_block(
+        await saved(RayChannelBlock(maxsize=2, batch_size=3, max_frame_bytes=1 << 16), "ray")
+    )
     sink = Collector(name="sink")
     process = RayProcess(
         components=[ListSource(name="src", items=range(500)), PassThrough(name="relay"), sink],
@@ -404,8 +393,8 @@ async def test_a_ray_process_runs_on_the_channels_of_a_saved_block() -> None:
         connector_builder=block,
     )
     assert [(type(c), c.settings()) for c in process.connectors.values()] == [
-        (RayConnector, {"maxsize": 2, "batch_size": 3}),
-        (RayConnector, {"maxsize": 2, "batch_size": 3}),
+        (RayConnector, {"maxsize": 2, "batch_size": 3, "max_frame_bytes": 1 << 16}),
+        (RayConnector, {"maxsize": 2, "batch_size": 3, "max_frame_bytes": 1 << 16}),
     ]
     async with process:
         await process.run()
@@ -498,7 +487,7 @@ async def test_a_block_of_the_wrong_type_is_refused_before_anything_starts() -> 
     before = await count_flow_runs()
 
     with pytest.raises(ValidationError) as info:
-        AsyncioConnector.from_block(ray_reference, SPEC)
+        resolve_channel_block(ray_reference, AsyncioChannelBlock).build(SPEC)
     message = str(info.value)
     assert f"channel block {ray_reference!r}" in message
     assert "needs a block of type AsyncioChannelBlock" in message
@@ -512,7 +501,7 @@ async def test_a_block_of_the_wrong_type_is_refused_before_anything_starts() -> 
     assert "s3cr3t" not in message
 
     assert await count_flow_runs() == before
-    assert type(RayConnector.from_block(ray_reference, SPEC)) is RayConnector
+    assert type(resolve_channel_block(ray_reference, RayChannelBlock).build(SPEC)) is RayConnector
 
 
 async def test_a_malformed_or_misspelt_reference_gets_a_suggestion() -> None:

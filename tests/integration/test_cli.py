@@ -10,15 +10,22 @@ import sys
 import pytest
 
 
+pytestmark = pytest.mark.slow  # each test runs the command line in a process of its own
+
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "running_in_parallel"
 MODELS = ROOT / "tests" / "unit" / "models"
 CLI = str(Path(sys.executable).parent / "prefect-plugboard")
 
 
-def cli(*args: str, cwd: Path, api: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path, api: str, ray_address: str = "", timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PREFECT_API_URL"] = api
+    if ray_address:  # join the session's cluster, as a user's command joins a running one
+        env["RAY_ADDRESS"] = ray_address
+        env["RAY_AUTH_MODE"] = "token"
     return subprocess.run(
         [CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -47,7 +54,9 @@ def test_run_writes_the_rows_where_the_user_is_and_says_what_to_do_next(
 
 
 @pytest.mark.ray
-def test_process_type_switches_a_local_model_to_ray(tmp_path: Path, prefect_api: str) -> None:
+def test_process_type_switches_a_local_model_to_ray(
+    tmp_path: Path, prefect_api: str, ray_address: str
+) -> None:
     result = cli(
         "run",
         str(SEED / "model.yaml"),
@@ -57,6 +66,7 @@ def test_process_type_switches_a_local_model_to_ray(tmp_path: Path, prefect_api:
         "component.input.arg.iters=2",
         cwd=tmp_path,
         api=prefect_api,
+        ray_address=ray_address,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(rows(tmp_path / "ray.csv")) == 2

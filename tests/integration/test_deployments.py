@@ -13,7 +13,6 @@ from pathlib import Path
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,21 +24,17 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 import pytest
 
+from tests.helpers import free_port
 from tests.prefect_api import eventually
 
 
-pytestmark = pytest.mark.slow
+# The long run starts before the first test and goes on beside the others (see `long_run`).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("long_run")]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SEED = ROOT / "examples" / "running_in_parallel"
 MODELS = ROOT / "tests" / "unit" / "models"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stop(process: subprocess.Popen[bytes], first: int = signal.SIGTERM, grace: float = 20) -> None:
@@ -207,49 +202,6 @@ async def test_a_served_model_runs_with_prefect_deployment_run(
     assert any("```mermaid" in str(a.data) for a in found)
 
 
-async def test_a_long_run_keeps_sending_heartbeats_while_its_components_work(
-    server: dict[str, str], tmp_path: Path
-) -> None:
-    # Prefect's shortest heartbeat period is 30 s: a 34 s run must send one at its start and
-    # one 30 s later, from a flow run whose components are busy all along.
-    from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
-
-    folder = model_folder(tmp_path, SEED / "model.yaml", SEED / "hello_ray.py")
-    env = {**server, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
-    iters = 34
-    with serving(
-        folder / "model.yaml", "seed-long", env, folder, "-p", f"component.input.arg.iters={iters}"
-    ):
-        result = watch_deployment("seed-long", server, folder)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Completed" in result.stdout
-    with (folder / "ray.csv").open() as f:
-        assert len(list(csv.reader(f))) == iters + 1
-    flow_run_id = flow_run_id_of(result.stdout)
-
-    async def heartbeats(client: _t.Any) -> list[_t.Any]:
-        page = await client.read_events(
-            EventFilter(
-                event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
-                any_resource=EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
-            ),
-            limit=50,  # the client's default (100) is more than the server accepts
-        )
-        return sorted(page.events, key=lambda e: e.occurred)
-
-    beats = await eventually(
-        lambda: api(server, heartbeats), lambda found: len(found) >= 2, what="two heartbeats"
-    )
-    assert (beats[-1].occurred - beats[0].occurred).total_seconds() >= 29
-
-    async def read(client: _t.Any) -> _t.Any:
-        return await client.read_flow_run(flow_run_id)
-
-    flow_run = await api(server, read)
-    assert flow_run.state.is_completed()
-    assert flow_run.start_time < beats[-1].occurred < flow_run.end_time
-
-
 async def test_a_model_on_a_process_work_pool_runs_through_a_worker(
     server: dict[str, str], tmp_path: Path
 ) -> None:
@@ -383,3 +335,67 @@ async def test_the_example_deployments_of_prefect_yaml_deploy_and_run(
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with (project / "actions.csv").open() as f:
         assert len(list(csv.reader(f))) == 7
+
+
+@pytest.fixture(scope="module")
+def long_run(
+    server: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[UUID, Path]]:
+    """A served 34 s run, started when the module starts and left running beside the other
+    tests (its components sleep, so it costs no CPU); its flow run id and folder."""
+    folder = model_folder(
+        tmp_path_factory.mktemp("long"), SEED / "model.yaml", SEED / "hello_ray.py"
+    )
+    env = {**server, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
+    iters = LONG_RUN_ITERATIONS
+    with serving(
+        folder / "model.yaml", "seed-long", env, folder, "-p", f"component.input.arg.iters={iters}"
+    ):
+        started = run(
+            [str(BIN / "prefect"), "deployment", "run", "run-process/seed-long"], server, folder
+        )
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield flow_run_id_of(started.stdout), folder
+
+
+LONG_RUN_ITERATIONS = 34
+
+
+async def test_a_long_run_keeps_sending_heartbeats_while_its_components_work(
+    server: dict[str, str], long_run: tuple[UUID, Path]
+) -> None:
+    # Prefect's shortest heartbeat period is 30 s: a 34 s run must send one at its start and
+    # one 30 s later, from a flow run whose components are busy all along. (The run started
+    # with the module; this test comes last and waits for its end.)
+    from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
+
+    flow_run_id, folder = long_run
+
+    async def read(client: _t.Any) -> _t.Any:
+        return await client.read_flow_run(flow_run_id)
+
+    flow_run = await eventually(
+        lambda: api(server, read),
+        lambda r: r.state is not None and r.state.is_final(),
+        timeout=120,
+        what="the end of the long run",
+    )
+    assert flow_run.state.is_completed(), flow_run.state
+    with (folder / "ray.csv").open() as f:
+        assert len(list(csv.reader(f))) == LONG_RUN_ITERATIONS + 1
+
+    async def heartbeats(client: _t.Any) -> list[_t.Any]:
+        page = await client.read_events(
+            EventFilter(
+                event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+                any_resource=EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+            ),
+            limit=50,  # the client's default (100) is more than the server accepts
+        )
+        return sorted(page.events, key=lambda e: e.occurred)
+
+    beats = await eventually(
+        lambda: api(server, heartbeats), lambda found: len(found) >= 2, what="two heartbeats"
+    )
+    assert (beats[-1].occurred - beats[0].occurred).total_seconds() >= 29
+    assert flow_run.start_time < beats[-1].occurred < flow_run.end_time

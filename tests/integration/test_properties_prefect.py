@@ -8,6 +8,7 @@ from uuid import UUID
 from hypothesis import given, settings, strategies as st
 from prefect import flow
 from prefect.runtime import flow_run
+import pytest
 
 from prefect_plugboard import AsyncioConnector, Component, ConnectorSpec, LocalProcess
 from prefect_plugboard.testing import Collector, ListSource, PassThrough
@@ -15,6 +16,7 @@ from tests.prefect_api import settled_task_runs
 from tests.unit.test_properties import dags
 
 
+@pytest.mark.slow  # many flow runs
 def test_random_graphs_deliver_every_value_once_per_path_as_task_runs() -> None:
     components_started: list[int] = []
 

@@ -20,17 +20,13 @@ import typing as _t
 
 import pytest
 
+from tests.helpers import free_port, write_tls_files
+
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 SCRIPTS = Path(__file__).parent / "scripts"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_script(script: str, *args: str, cwd: Path, env: dict[str, str]) -> dict[str, _t.Any]:
@@ -57,9 +53,10 @@ def base_env(prefect_api: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def ray_head(tmp_path: Path) -> Iterator[str]:
-    """A `ray start --head --block` cluster on free loopback ports; stopped by its PID."""
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[str]:
+    """A `ray start --head --block` cluster on free loopback ports, shared by this module's
+    tests (none of them changes it); stopped by its PID."""
     ray = shutil.which("ray", path=str(Path(sys.executable).parent))
     assert ray is not None
     port = free_port()
@@ -98,7 +95,7 @@ def ray_head(tmp_path: Path) -> Iterator[str]:
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # the group holds everything `ray start` started
         try:
-            head.wait(timeout=15)
+            head.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
         with contextlib.suppress(ProcessLookupError):
@@ -169,3 +166,28 @@ def test_components_are_placed_by_resource_across_nodes_and_messages_cross_in_or
     assert result["relay_node"] == result["special_node"]
     assert result["received"] == 3000 and result["in_order"]
     assert result["disconnected_after"]
+    # Two nodes: receivers listen on the node's own address, not loopback, never everywhere.
+    assert result["stream_hosts"] == [result["node_address"]]
+
+
+def test_streams_use_tls_with_rays_certificates_when_ray_does(
+    tmp_path: Path, prefect_api: str
+) -> None:
+    import ray
+
+    env = base_env(prefect_api)
+    env.update(
+        write_tls_files(tmp_path / "tls", addresses=("127.0.0.1", ray.util.get_node_ip_address()))
+    )
+    env["RAY_USE_TLS"] = "1"
+    env["PYTHONPATH"] = str(ROOT)  # the script's components come from tests/helpers.py
+    write_tls_files(tmp_path, name="other")  # a stranger's certificate, of another CA
+    shutil.copy(SCRIPTS / "tls_streams.py", tmp_path / "tls_streams.py")
+    result = run_script("tls_streams.py", str(tmp_path), cwd=tmp_path, env=env)
+    knocks = result["knocks"]
+    assert result["received"] and result["late_received"]  # the run itself went over TLS
+    assert all(k["tls_follows"] for k in knocks.values())
+    assert knocks["plain"].get("answer", "") == ""
+    assert not knocks["other_ca"].get("answer")  # refused during or right after TLS
+    cluster = knocks["cluster_certificate"]
+    assert cluster["tls_established"] and cluster["answer"] == ""  # TLS is not the secret

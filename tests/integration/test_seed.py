@@ -22,6 +22,7 @@ def load_seed() -> ModuleType:
     return module
 
 
+@pytest.mark.slow  # the seed's sleeps: 1.5 s an iteration
 async def test_seed_model_writes_a_row_per_iteration_and_every_task_run_completes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,14 +25,15 @@ from prefect_plugboard.blocks import (
     ChannelBlock,
     RayChannelBlock,
     channel_block_types,
+    resolve_channel_block,
 )
-from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE
+from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAME_BYTES
 from prefect_plugboard.testing import Collector, ListSource, PassThrough, run_in_memory
 
 
 BLOCK_CLASSES = [AsyncioChannelBlock, RayChannelBlock]
 SPEC = ConnectorSpec(source="a.x", target="b.x")
-BLOCKS_FOLDER = Path(__file__).parents[2] / "blocks"
+BLOCKS_FOLDER = Path(__file__).parents[2] / "examples" / "blocks"
 
 
 def test_the_block_types_have_their_slugs_and_names() -> None:
@@ -52,7 +53,7 @@ def test_the_base_block_is_abstract_and_never_registered() -> None:
 
 @pytest.mark.parametrize("block_class", BLOCK_CLASSES)
 def test_maxsize_is_required_so_the_block_can_be_a_flow_parameter(
-    block_class: type[ChannelBlock],
+    block_class: type[ChannelBlock[_t.Any]],
 ) -> None:
     schema = block_class.model_json_schema()
     assert schema["required"] == ["maxsize"]
@@ -75,10 +76,12 @@ def test_ray_batch_size_defaults_to_the_connector_default() -> None:
         (RayChannelBlock, {"maxsize": -5}, "maxsize"),
         (RayChannelBlock, {"maxsize": 8, "batch_size": 0}, "batch_size"),
         (RayChannelBlock, {"maxsize": 8, "batch_size": 2.5}, "batch_size"),
+        (RayChannelBlock, {"maxsize": 8, "max_frame_bytes": 0}, "max_frame_bytes"),
+        (RayChannelBlock, {"maxsize": 8, "max_frame_bytes": 1 << 32}, "max_frame_bytes"),
     ],
 )
 def test_invalid_values_are_refused(
-    block_class: type[ChannelBlock], values: dict[str, _t.Any], field: str
+    block_class: type[ChannelBlock[_t.Any]], values: dict[str, _t.Any], field: str
 ) -> None:
     with pytest.raises(pydantic.ValidationError) as info:
         block_class.model_validate(values)
@@ -86,7 +89,7 @@ def test_invalid_values_are_refused(
 
 
 @pytest.mark.parametrize("block_class", BLOCK_CLASSES)
-def test_the_blocks_meet_prefects_block_standards(block_class: type[ChannelBlock]) -> None:
+def test_the_blocks_meet_prefects_block_standards(block_class: type[ChannelBlock[_t.Any]]) -> None:
     # The checks of prefect.testing.standard_test_suites.BlockStandardTestSuite (but the
     # logo's, which needs the network).
     assert block_class.get_description()
@@ -112,13 +115,19 @@ def test_an_asyncio_block_builds_asyncio_connectors_with_its_maxsize() -> None:
 def test_a_ray_block_builds_ray_connectors_with_its_settings() -> None:
     connector = RayChannelBlock(maxsize=0, batch_size=7).build(SPEC)
     assert type(connector) is RayConnector
-    assert connector.settings() == {"maxsize": 0, "batch_size": 7}
+    assert connector.settings() == {
+        "maxsize": 0,
+        "batch_size": 7,
+        "max_frame_bytes": DEFAULT_MAX_FRAME_BYTES,
+    }
+    limited = RayChannelBlock(maxsize=0, max_frame_bytes=4096).build(SPEC)
+    assert limited.settings()["max_frame_bytes"] == 4096
 
 
 @pytest.mark.parametrize(
     "block", [AsyncioChannelBlock(maxsize=5), RayChannelBlock(maxsize=5, batch_size=9)]
 )
-def test_the_connector_builder_builds_what_the_block_builds(block: ChannelBlock) -> None:
+def test_the_connector_builder_builds_what_the_block_builds(block: ChannelBlock[_t.Any]) -> None:
     builder = block.connector_builder()
     assert isinstance(builder, ConnectorBuilder)
     built, direct = builder.build(SPEC), block.build(SPEC)
@@ -154,32 +163,42 @@ async def test_an_asyncio_block_on_a_ray_process_is_refused_before_ray_starts() 
         await process.init()
 
 
-def test_from_block_with_a_block_instance_returns_the_connector() -> None:
-    asyncio_connector = AsyncioConnector.from_block(AsyncioChannelBlock(maxsize=2), SPEC)
+def test_a_resolved_block_builds_its_kind_of_connector() -> None:
+    asyncio_connector = resolve_channel_block(
+        AsyncioChannelBlock(maxsize=2), AsyncioChannelBlock
+    ).build(SPEC)
     assert type(asyncio_connector) is AsyncioConnector
     assert (asyncio_connector.spec, asyncio_connector.maxsize) == (SPEC, 2)
-    ray_connector = RayConnector.from_block(RayChannelBlock(maxsize=6, batch_size=3), SPEC)
+    ray_connector = resolve_channel_block(
+        RayChannelBlock(maxsize=6, batch_size=3), RayChannelBlock
+    ).build(SPEC)
     assert type(ray_connector) is RayConnector
-    assert ray_connector.settings() == {"maxsize": 6, "batch_size": 3}
+    assert ray_connector.settings() == {
+        "maxsize": 6,
+        "batch_size": 3,
+        "max_frame_bytes": DEFAULT_MAX_FRAME_BYTES,
+    }
 
 
-def test_from_block_with_a_block_of_the_other_kind_names_both() -> None:
+def test_a_block_of_the_other_kind_is_refused_naming_both() -> None:
     with pytest.raises(ValidationError) as info:
-        AsyncioConnector.from_block(RayChannelBlock(maxsize=2), SPEC)  # type: ignore[arg-type]
+        resolve_channel_block(
+            RayChannelBlock(maxsize=2), AsyncioChannelBlock, needed_by="connectors[3]"
+        )
     message = str(info.value)
     assert (
-        "AsyncioConnector.from_block needs a block of type AsyncioChannelBlock "
+        "connectors[3] needs a block of type AsyncioChannelBlock "
         "(plugboard-asyncio-channel), but 'unsaved RayChannelBlock' is of type RayChannelBlock "
         "(plugboard-ray-channel)"
     ) in message
 
-    with pytest.raises(ValidationError, match=r"from_block needs a block of type RayChannelBlock"):
-        RayConnector.from_block(AsyncioChannelBlock(maxsize=2), SPEC)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"needs a block of type RayChannelBlock"):
+        resolve_channel_block(AsyncioChannelBlock(maxsize=2), RayChannelBlock)
 
 
-def test_from_block_with_something_that_is_not_a_block_says_so() -> None:
+def test_something_that_is_not_a_block_is_refused_saying_so() -> None:
     with pytest.raises(ValidationError, match="is not a channel block but a dict"):
-        AsyncioConnector.from_block({"maxsize": 2}, SPEC)  # type: ignore[arg-type]
+        resolve_channel_block({"maxsize": 2}, AsyncioChannelBlock)  # type: ignore[arg-type]
 
 
 def test_a_saved_block_is_named_by_its_reference() -> None:

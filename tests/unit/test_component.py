@@ -99,7 +99,7 @@ def test_dict_reports_status_fields_and_exports() -> None:
 
     state = Counter(name="c").dict()
     assert state["status"] == Status.CREATED
-    assert state["inputs"] == {"x": None}
+    assert state["input"] == {"x": None}
     assert state["exports"] == {"count": 5}
 
 

@@ -66,20 +66,27 @@ async def test_addresses_wait_for_every_component_or_the_stop() -> None:
     assert await asyncio.wait_for(never, 1) is None
 
 
-async def test_workers_wait_for_the_start_unless_the_run_stops_first() -> None:
+async def test_workers_take_the_steps_asked_for_then_start_unless_the_run_stops() -> None:
     coordinator = RunCoordinator()
-    waiting = asyncio.ensure_future(coordinator.wait_go("one"))
+    waiting = asyncio.ensure_future(coordinator.next_command("one", 0))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    assert await coordinator.step("one") == 1
+    assert await asyncio.wait_for(waiting, 1) == ("step", 1)
+    assert await coordinator.step("one") == 2
     await coordinator.go("one", {"log_prints": True})
-    assert await asyncio.wait_for(waiting, 1) == {"log_prints": True}
+    # A worker behind on its steps takes them before it starts.
+    assert await coordinator.next_command("one", 1) == ("step", 2)
+    assert await coordinator.next_command("one", 2) == ("go", {"log_prints": True})
 
-    stopped = asyncio.ensure_future(coordinator.wait_go("two"))
+    stopped = asyncio.ensure_future(coordinator.next_command("two", 0))
     await coordinator.stop("two", "destroyed before it ran", graceful=True)
     assert await asyncio.wait_for(stopped, 1) is None
 
 
 async def test_runs_are_apart_and_a_forgotten_run_is_gone_for_late_callers() -> None:
     coordinator = RunCoordinator()
-    other = asyncio.ensure_future(coordinator.wait_go("two"))
+    other = asyncio.ensure_future(coordinator.next_command("two", 0))
     await coordinator.stop("one", "stopped")
     await asyncio.sleep(0)
     assert not other.done()  # a stop of one run is nothing to another

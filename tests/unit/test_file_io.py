@@ -1,56 +1,214 @@
-import csv
-from pathlib import Path
+"""`FileReader` / `FileWriter`: formats, fsspec URLs, types, bad input."""
 
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import io
+from pathlib import Path
+import pickle
+import uuid
+
+import fsspec
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import pytest
 
-from prefect_plugboard import AsyncioConnector, ConnectorSpec, FileReader, FileWriter, LocalProcess
+from prefect_plugboard import LocalProcess, PlugboardError
+from prefect_plugboard.exceptions import IOStreamClosedError, ValidationError
+from prefect_plugboard.library import FileReader, FileWriter
 from prefect_plugboard.testing import Collector, ListSource, run_in_memory
+from tests.helpers import connect, error_text, wire
 
 
-async def test_writer_writes_a_header_and_one_row_per_step(tmp_path: Path) -> None:
-    out = tmp_path / "out" / "rows.csv"
+TABLE = pa.table(
+    {
+        "x": [1, 2, 3, 4, 5],
+        "y": [0.5, 1.5, 2.5, 3.5, 4.5],
+        "z": ["a", "b", "c, with a comma", "d", "e"],
+    }
+)
+
+
+def _write(table: pa.Table, url: str) -> None:
+    with fsspec.open(url, "wb") as f:
+        if url.endswith(".parquet"):
+            pq.write_table(table, f)
+        elif url.endswith(".csv.gz"):
+            with gzip.GzipFile(fileobj=f, mode="wb") as gz:
+                pa_csv.write_csv(table, gz)
+        else:
+            pa_csv.write_csv(table, f)
+
+
+def _read(url: str) -> pa.Table:
+    with fsspec.open(url, "rb") as f:
+        if url.endswith(".parquet"):
+            return pq.read_table(f)
+        data = f.read()
+    if url.endswith(".gz"):
+        data = gzip.decompress(data)
+    return pa_csv.read_csv(io.BytesIO(data))
+
+
+@pytest.fixture(params=["local", "memory"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "local":
+        return str(tmp_path / "files")
+    return f"memory://plugboard-tests/{uuid.uuid4().hex}"
+
+
+def _copy_model(source: str, target: str, chunk_size: int | None) -> LocalProcess:
+    fields = ["x", "y", "z"]
+    return LocalProcess(
+        components=[
+            FileReader(name="read", path=source, field_names=fields, chunk_size=chunk_size),
+            FileWriter(name="save", path=target, field_names=fields, chunk_size=chunk_size),
+        ],
+        connectors=wire("read", "save", fields),
+    )
+
+
+@pytest.mark.parametrize("chunk_size", [None, 2])
+@pytest.mark.parametrize("fmt", [".csv", ".csv.gz", ".parquet"])
+async def test_a_file_is_copied_row_by_row(location: str, fmt: str, chunk_size: int | None) -> None:
+    source, target = f"{location}/in{fmt}", f"{location}/out/copy{fmt}"
+    if not location.startswith("memory"):
+        Path(location).mkdir(parents=True)
+    _write(TABLE, source)
+    process = _copy_model(source, target, chunk_size)
+    await run_in_memory(process)
+    assert _read(target).equals(TABLE)
+    assert process.components["save"].run_stats.steps == TABLE.num_rows
+
+
+async def test_a_parquet_round_trip_keeps_every_column_type(tmp_path: Path) -> None:
+    stamps = [dt.datetime(2024, 1, 1, 12, 30, i) for i in range(3)]
+    table = pa.table(
+        {
+            "i64": pa.array([1, 2, 3], pa.int64()),
+            "i32": pa.array([1, 2, 3], pa.int32()),
+            "u8": pa.array([1, 2, 3], pa.uint8()),
+            "f64": pa.array([0.5, 1.5, 2.5], pa.float64()),
+            "f32": pa.array([0.5, 1.5, 2.5], pa.float32()),
+            "text": pa.array(["a", "b", None], pa.string()),
+            "flag": pa.array([True, False, True], pa.bool_()),
+            "ts_us": pa.array(stamps, pa.timestamp("us")),
+            "ts_ns": pa.array(stamps, pa.timestamp("ns")),
+            "ts_utc": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+            "day": pa.array([d.date() for d in stamps], pa.date32()),
+            "maybe": pa.array([1, None, 3], pa.int64()),
+        }
+    )
+    source, target = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pq.write_table(table, source)
+    fields = table.column_names
     process = LocalProcess(
         components=[
-            ListSource(name="a", items=[1, 2, 3]),
-            ListSource(name="b", items=["x", None, "z"], field="y"),
-            FileWriter(name="save", path=out, field_names=["a", "b"]),
+            FileReader(name="read", path=source, field_names=fields, chunk_size=2),
+            FileWriter(name="save", path=target, field_names=fields, chunk_size=2),
         ],
-        connectors=[
-            AsyncioConnector(spec=ConnectorSpec(source="a.x", target="save.a")),
-            AsyncioConnector(spec=ConnectorSpec(source="b.y", target="save.b")),
-        ],
+        connectors=wire("read", "save", fields),
     )
     await run_in_memory(process)
-    with out.open() as f:
-        assert list(csv.reader(f)) == [["a", "b"], ["1", "x"], ["2", ""], ["3", "z"]]
+    copied = pq.read_table(target)
+    assert copied.schema == table.schema
+    assert copied.equals(table)
 
 
-async def test_reader_emits_rows_with_numbers_parsed(tmp_path: Path) -> None:
-    source = tmp_path / "in.csv"
-    source.write_text("n,label,unused\n1,one,x\n2.5,,y\n3,three,z\n1_000, 7,w\n")
-    sink = Collector(name="sink", fields=["n", "label"])
+async def test_a_csv_file_names_its_columns_even_without_rows(tmp_path: Path) -> None:
+    target = tmp_path / "empty.csv"
     process = LocalProcess(
-        components=[FileReader(name="read", path=source, field_names=["n", "label"]), sink],
-        connectors=[
-            AsyncioConnector(spec=ConnectorSpec(source="read.n", target="sink.n")),
-            AsyncioConnector(spec=ConnectorSpec(source="read.label", target="sink.label")),
+        components=[
+            ListSource(name="a", items=[]),
+            ListSource(name="b", items=[]),
+            FileWriter(name="save", path=target, field_names=["time", "value"]),
         ],
+        connectors=connect("a.x -> save.time", "b.x -> save.value"),
     )
     await run_in_memory(process)
-    assert sink.received == [(1, "one"), (2.5, None), (3, "three"), ("1_000", " 7")]
+    with target.open() as f:
+        assert list(csv.reader(f)) == [["time", "value"]]
 
 
-async def test_reader_names_missing_columns(tmp_path: Path) -> None:
+async def test_a_csv_is_read_with_a_type_per_column(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
-    source.write_text("a,b\n1,2\n")
-    sink = Collector(name="sink", fields=["c"])
+    source.write_text("n,ratio,label,unused\n1,0.5,one,x\n2,,,y\n3,2,three,z\n")
+    sink = Collector(name="sink", fields=["n", "ratio", "label"])
     process = LocalProcess(
-        components=[FileReader(name="read", path=source, field_names=["c"]), sink],
-        connectors=[AsyncioConnector(spec=ConnectorSpec(source="read.c", target="sink.c"))],
+        components=[
+            FileReader(name="read", path=source, field_names=["n", "ratio", "label"]),
+            sink,
+        ],
+        connectors=wire("read", "sink", ["n", "ratio", "label"]),
     )
-    with pytest.raises(Exception) as info:
-        await run_in_memory(process)
-    assert "no column(s) ['c']" in str(info.value.__cause__)
+    await run_in_memory(process)
+    assert sink.received == [(1, 0.5, "one"), (2, None, None), (3, 2.0, "three")]
+    assert [type(v) for v in sink.received[0]] == [int, float, str]
+
+
+async def test_parse_numbers_false_reads_text(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("n,label\n1,one\n2,two\n")
+    sink = Collector(name="sink", fields=["n"])
+    process = LocalProcess(
+        components=[
+            FileReader(name="read", path=source, field_names=["n"], parse_numbers=False),
+            sink,
+        ],
+        connectors=wire("read", "sink", ["n"]),
+    )
+    await run_in_memory(process)
+    assert sink.received == ["1", "2"]
+
+
+async def test_the_writer_takes_column_types_from_schema(tmp_path: Path) -> None:
+    target = tmp_path / "typed.parquet"
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=[1, 2, 3]),
+            FileWriter(
+                name="save", path=target, field_names=["x"], schema={"x": "int16"}, chunk_size=2
+            ),
+        ],
+        connectors=wire("src", "save", ["x"]),
+    )
+    await run_in_memory(process)
+    assert pq.read_table(target).schema.field("x").type == pa.int16()
+
+
+@pytest.mark.parametrize("chunk_size", [None, 2])
+async def test_file_reader_stepped_past_its_end_raises_like_plugboard(
+    tmp_path: Path, chunk_size: int | None
+) -> None:
+    source = tmp_path / "in.parquet"
+    pq.write_table(TABLE, source)
+    reader = FileReader(name="read", path=source, field_names=["x", "z"], chunk_size=chunk_size)
+    await reader.init()
+    for row in TABLE.to_pylist():
+        await reader.step()
+        assert (reader.x, reader.z) == (row["x"], row["z"])
+    with pytest.raises(IOStreamClosedError):
+        await reader.step()
+    await reader.destroy()
+
+
+async def test_an_open_reader_pickles_without_its_file(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    _write(TABLE, str(source))
+    reader = FileReader(name="read", path=source, field_names=["x"], chunk_size=2)
+    await reader.init()
+    try:
+        copy = pickle.loads(pickle.dumps(reader))
+    finally:
+        await reader.destroy()
+    assert copy._file is None and copy._thread is None
+    await copy.init()
+    await copy.step()
+    assert copy.x == 1
+    await copy.destroy()
 
 
 def test_relative_paths_are_resolved_where_the_component_is_built(
@@ -58,5 +216,73 @@ def test_relative_paths_are_resolved_where_the_component_is_built(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     writer = FileWriter(name="w", path="ray.csv", field_names=["t"])
-    assert writer._path == tmp_path / "ray.csv"
+    assert writer._location == str(tmp_path / "ray.csv")
     assert writer.export()["args"]["path"] == "ray.csv"
+    assert FileReader(name="r", path="memory://x/in.csv", field_names=["t"])._location == (
+        "memory://x/in.csv"
+    )
+
+
+@pytest.mark.parametrize("cls", [FileReader, FileWriter])
+def test_an_unknown_format_is_refused_when_the_component_is_built(cls: type) -> None:
+    with pytest.raises(ValidationError) as info:
+        cls(name="io", path="data/table.xlsx", field_names=["x"])
+    assert f"{cls.__name__} 'io'" in str(info.value)
+    assert "table.xlsx" in str(info.value) and ".parquet" in str(info.value)
+
+
+async def _failure(process: LocalProcess) -> str:
+    with pytest.raises(PlugboardError) as info:
+        await run_in_memory(process)
+    return error_text(info.value)
+
+
+@pytest.mark.parametrize(
+    "path", ["missing.csv", "memory://plugboard-tests/missing.parquet"], ids=["local", "memory"]
+)
+async def test_a_missing_file_fails_naming_the_component_and_the_path(
+    tmp_path: Path, path: str
+) -> None:
+    url = path if "://" in path else str(tmp_path / path)
+    process = LocalProcess(
+        components=[FileReader(name="read", path=url, field_names=["x"]), Collector(name="s")],
+        connectors=connect("read.x -> s.x"),
+    )
+    text = await _failure(process)
+    assert "FileReader 'read'" in text and url in text and "no file" in text
+
+
+async def test_missing_columns_are_named(tmp_path: Path) -> None:
+    for fmt in (".csv", ".parquet"):
+        source = tmp_path / f"in{fmt}"
+        _write(TABLE, str(source))
+        process = LocalProcess(
+            components=[
+                FileReader(name="read", path=source, field_names=["x", "w"]),
+                Collector(name="s", fields=["x", "w"]),
+            ],
+            connectors=wire("read", "s", ["x", "w"]),
+        )
+        text = await _failure(process)
+        assert "FileReader 'read'" in text and str(source) in text
+        assert "no column(s) ['w']" in text and "['x', 'y', 'z']" in text
+
+
+async def test_values_of_mixed_types_fail_naming_the_column(tmp_path: Path) -> None:
+    target = tmp_path / "out.parquet"
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=[1, "two"]),
+            FileWriter(name="save", path=target, field_names=["x"]),
+        ],
+        connectors=wire("src", "save", ["x"]),
+    )
+    text = await _failure(process)
+    assert "FileWriter 'save'" in text and str(target) in text and "column 'x'" in text
+
+
+def test_a_parquet_writer_makes_no_early_row_groups_unless_asked() -> None:
+    assert FileWriter(name="w", path="out.parquet", field_names=["x"])._flush_interval is None
+    assert FileWriter(name="w", path="out.csv", field_names=["x"])._flush_interval == 1.0
+    asked = FileWriter(name="w", path="out.parquet", field_names=["x"], flush_interval=5)
+    assert asked._flush_interval == 5

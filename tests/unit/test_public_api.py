@@ -47,8 +47,9 @@ def test_the_tuning_tutorials_names_import_from_the_plugboard_style_modules(modu
 
 def test_lazy_exports_match_their_lists() -> None:
     process = importlib.import_module("prefect_plugboard.process")
+    library = importlib.import_module("prefect_plugboard.library")
     tune = importlib.import_module("prefect_plugboard.tune")
-    for module in (prefect_plugboard, process, tune):
+    for module in (prefect_plugboard, process, library, tune):
         public = set(module._PUBLIC)
         assert public == set(module.__all__) - {"__version__"}
         for name in public:
@@ -68,11 +69,14 @@ def test_every_public_name_is_exported_from_the_package() -> None:
 
 
 FIXED_SLEEP = re.compile(
-    r"time\.sleep\(|(asyncio|anyio)\.sleep\((?!0\))(?!CANCEL_POLL_INTERVAL\))(?!busy_backoff\))"
+    r"time\.sleep\(|(asyncio|anyio)\.sleep\((?!0\))(?!CANCEL_POLL_INTERVAL\))(?!_retry_pause\()"
+    r"(?!busy_backoff\))"
 )
 # The timed waits allowed: reading a flow run's state as a fallback to hearing its
-# Cancelling event (another process's temporary API server emits no events we can hear),
-# and the pause before asking again an API whose database was busy (it answered 503).
+# Cancelling event (another process's temporary API server emits no events we can hear); a
+# stream sender's growing pause before it tries again a handshake its receiver turned away
+# (too many strangers' connections were waiting: nothing to wait on but time); and the
+# pause before asking again a Prefect API whose database was busy (it answered 503).
 
 
 def test_no_fixed_sleeps_in_the_package() -> None:

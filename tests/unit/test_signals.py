@@ -7,7 +7,7 @@ import signal
 import sys
 import types
 
-from prefect_plugboard.process.cancellation import sigterm_stops
+from prefect_plugboard.process.cancellation import signals_stop, sigterm_stops
 from prefect_plugboard.process.ray.cluster import _keeping_sigterm_handler
 
 
@@ -59,3 +59,21 @@ def test_without_a_handler_before_ray_init_rays_own_stays() -> None:
         assert signal.getsignal(signal.SIGTERM) is ray_handler
     finally:
         signal.signal(signal.SIGTERM, original)
+
+
+async def test_a_ctrl_c_calls_back_on_the_loop_and_the_old_handler_comes_back() -> None:
+    # The second Ctrl-C (KeyboardInterrupt at once) is tested on a real script, in
+    # tests/parity/test_process.py: raised here it would stop the test session's loop.
+    received: list[signal.Signals] = []
+    stopped = asyncio.Event()
+    before = signal.getsignal(signal.SIGINT)
+
+    def on_signal(signum: signal.Signals) -> None:
+        received.append(signum)
+        stopped.set()
+
+    with signals_stop(on_signal):
+        os.kill(os.getpid(), signal.SIGINT)
+        await asyncio.wait_for(stopped.wait(), 5)
+    assert received == [signal.SIGINT]
+    assert signal.getsignal(signal.SIGINT) is before

@@ -5,7 +5,8 @@ driver's Ray connection lasts, so consecutive runs start without a new worker pr
 run has its own room in it, dropped when the run ends:
 
 - workers register the addresses their components receive on, and look up where to send;
-- the driver says when the components may start stepping (`go`), and when they must stop;
+- the driver says when the components take a step (`Process.step()`), start running
+  (`go`), and when they must stop;
   a failure reported by a worker stops the run at once, for every worker, without the
   driver in between;
 - workers leave their reports (log lines, progress, endings) in order, and the driver reads
@@ -54,6 +55,7 @@ class _Run:
     reports: list[Report] = field(default_factory=list)
     first: int = 0  # the cursor of reports[0]; earlier ones were read
     started: dict[str, _t.Any] | None = None
+    steps: int = 0
     stop_reason: str | None = None
     graceful: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -96,14 +98,33 @@ class RunCoordinator:
         run.started = settings
         run.touch()
 
-    async def wait_go(self, run_id: str) -> dict[str, _t.Any] | None:
-        """Waits for `go`; returns its settings, or `None` if the run stops first."""
+    async def step(self, run_id: str) -> int:
+        """Asks every component of the run to take one step (`Process.step()`).
+
+        Returns:
+            The step's number (1 for the first).
+        """
         run = self._run(run_id)
-        while run.started is None:
+        run.steps += 1
+        run.touch()
+        return run.steps
+
+    async def next_command(self, run_id: str, steps_taken: int) -> tuple[str, _t.Any] | None:
+        """What a worker that has taken `steps_taken` steps does next.
+
+        Returns:
+            `("step", number)` for a step it has not taken, `("go", settings)` once the run
+            starts, or `None` if the run stops first.
+        """
+        run = self._run(run_id)
+        while True:
             if run.stop_reason is not None:
                 return None
+            if run.steps > steps_taken:
+                return "step", steps_taken + 1
+            if run.started is not None:
+                return "go", run.started
             await run.changed.wait()
-        return run.started
 
     async def stop(self, run_id: str, reason: str, graceful: bool = False) -> None:
         """Tells every component of the run to stop; the first reason is kept.

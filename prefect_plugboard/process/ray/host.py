@@ -31,9 +31,10 @@ import typing as _t
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.component.log_lines import LogLine, capturing_logger
 from prefect_plugboard.component.runner import ComponentRunner, EventWiring
-from prefect_plugboard.connector.channel import Inbox, Sender
-from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE
+from prefect_plugboard.connector.channel import EndOfStream, Inbox, Sender
+from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAME_BYTES
 from prefect_plugboard.process.event_routes import EVENTS_FIELD
+from prefect_plugboard.process.ray.auth import StreamSecurity
 from prefect_plugboard.process.ray.reports import (
     Ended,
     Failure,
@@ -41,9 +42,11 @@ from prefect_plugboard.process.ray.reports import (
     Lines,
     Progress,
     Report,
+    Stepped,
     StopAsked,
 )
-from prefect_plugboard.process.ray.stream import StreamAddress, StreamReceiver, StreamSender
+from prefect_plugboard.process.ray.sender import StreamSender
+from prefect_plugboard.process.ray.stream import StreamAddress, StreamReceiver
 from prefect_plugboard.process.wiring import WorkerPlan, event_senders
 from prefect_plugboard.schemas.status import Status
 
@@ -60,11 +63,13 @@ class HostSettings:
     Attributes:
         run_id: The run, as the coordinator knows it.
         host: This host's number in the run.
+        streams: The run's secret and how its streams listen and connect.
         log_level: The lowest level of log lines worth sending (the driver's task-run level).
     """
 
     run_id: str
     host: int
+    streams: StreamSecurity
     log_level: int = logging.INFO
 
 
@@ -215,12 +220,14 @@ class _Slot:
         plan: WorkerPlan,
         reports: _Reports,
         log_level: int,
+        security: StreamSecurity,
     ) -> None:
         self.component = component
         self.name = component.name
         self.plan = plan
         self._reports = reports
         self._log_level = log_level
+        self._security = security
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name=f"plugboard-{self.name}", daemon=True
@@ -255,8 +262,15 @@ class _Slot:
         self.loop.call_soon_threadsafe(cancel)
 
     async def listen(self, host: str) -> StreamAddress | None:
-        """Starts receiving the component's inputs and events; returns where (if it has any)."""
+        """Starts receiving the component's inputs and events; returns where (if it has any).
+
+        The component's log lines are captured from here on: a connection its receiver
+        refuses is a warning in its log.
+        """
         component = self.component
+        component._run_logger = capturing_logger(
+            self.name, self._reports.line_sink(self.name), self._log_level
+        )
         plan = self.plan
         self._inboxes = {
             f: Inbox(p.maxsize, p.senders, f"{component.name}.{f}") for f, p in plan.inputs.items()
@@ -270,16 +284,21 @@ class _Slot:
             receivable[EVENTS_FIELD] = self._events.inbox
         if not receivable:
             return None
-        self._receiver = StreamReceiver(receivable, host=host)
+        senders = sum(p.senders for p in plan.inputs.values())
+        self._receiver = StreamReceiver(
+            receivable,
+            host,
+            self._security,
+            senders=senders + (plan.events_in.senders if plan.events_in is not None else 0),
+            name=self.name,
+            warn=lambda text: self.component.logger.warning("%s", text),
+        )
         return await self._receiver.start()
 
     async def prepare(self, addresses: Mapping[str, StreamAddress]) -> None:
         """Connects to the components it sends to, then runs the component's `init()`."""
         self._current = asyncio.current_task()
         component = self.component
-        component._run_logger = capturing_logger(
-            self.name, self._reports.line_sink(self.name), self._log_level
-        )
         senders: dict[str, list[Sender]] = {}
         for out_field, targets in self.plan.outputs.items():
             for target in targets:
@@ -288,6 +307,8 @@ class _Slot:
                     target.connector,
                     target.field,
                     int(target.settings.get("batch_size", DEFAULT_BATCH_SIZE)),
+                    self._security,
+                    int(target.settings.get("max_frame_bytes", DEFAULT_MAX_FRAME_BYTES)),
                 )
                 self._streams.append(stream)
                 senders.setdefault(out_field, []).append(stream)
@@ -298,6 +319,7 @@ class _Slot:
                 f"{self.name}->{subscriber} (events)",
                 EVENTS_FIELD,
                 DEFAULT_BATCH_SIZE,
+                self._security,
             ),
         )
         self._streams += event_streams
@@ -324,6 +346,22 @@ class _Slot:
             self._end(exc)
             return
         self._end(None)
+
+    async def step(self, number: int) -> None:
+        """Takes one step by hand (`Process.step()`) and reports the state it leaves."""
+        self._current = asyncio.current_task()
+        runner = _t.cast(ComponentRunner, self._runner)
+        try:
+            await runner.step_once()
+        except EndOfStream:
+            self.component.status = Status.WAITING  # its input has ended: `run()` ends it
+        except asyncio.CancelledError:
+            raise  # stopped: the host discards it
+        except BaseException as exc:
+            await runner.discard(exc)
+            self._end(exc)
+            raise
+        self._reports.put(Stepped(self.name, number, final_state(self.component)))
 
     async def discard(self) -> None:
         """Ends a component that will not run (the run stopped first).
@@ -425,7 +463,7 @@ class _Host:
         reports = _Reports(self._send)
         delivering = asyncio.ensure_future(reports.deliver())
         slots = [
-            _Slot(c, self._plans[c.name], reports, self._settings.log_level)
+            _Slot(c, self._plans[c.name], reports, self._settings.log_level, self._settings.streams)
             for c in self._components
         ]
         printing: _Printing | None = None
@@ -448,7 +486,9 @@ class _Host:
         coordinator = self._coordinator
         stopping = asyncio.ensure_future(_await(coordinator.wait_stop.remote(run_id)))
         try:
-            node = ray.util.get_node_ip_address()
+            # The node's own address, never every interface; loopback if the run is on one node.
+            streams = self._settings.streams
+            node = "127.0.0.1" if streams.loopback else ray.util.get_node_ip_address()
             listening = await asyncio.gather(*(slot.call(slot.listen(node)) for slot in slots))
             await coordinator.register.remote(
                 run_id, {s.name: a for s, a in zip(slots, listening, strict=True) if a is not None}
@@ -469,7 +509,7 @@ class _Host:
                 await self._discard(slots)
                 return None
             reports.put(HostReady(self._settings.host, tuple(s.name for s in slots)))
-            started = await _first(coordinator.wait_go.remote(run_id), stopping)
+            started = await self._take_steps(slots, stopping)
             if started is None:
                 await self._discard(slots)
                 return None
@@ -485,6 +525,36 @@ class _Host:
             return printing
         finally:
             stopping.cancel()
+
+    async def _take_steps(
+        self, slots: list[_Slot], stopping: asyncio.Future[str]
+    ) -> dict[str, _t.Any] | None:
+        """Takes the steps asked for (`Process.step()`) until the run starts or stops.
+
+        Returns:
+            The run's settings once it starts; `None` if it stops first.
+        """
+        taken = 0
+        while True:
+            command = await _first(
+                self._coordinator.next_command.remote(self._settings.run_id, taken), stopping
+            )
+            if command is None:
+                return None
+            kind, value = command
+            if kind == "go":
+                return _t.cast(dict[str, _t.Any], value)
+            stepping: asyncio.Future[_t.Any] = asyncio.ensure_future(
+                asyncio.gather(
+                    *(slot.call(slot.step(value)) for slot in slots), return_exceptions=True
+                )
+            )
+            await asyncio.wait([stepping, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if not stepping.done():  # a failure elsewhere: stop where they wait
+                for slot in slots:
+                    slot.stop(stopping.result())
+                await stepping
+            taken = value
 
     async def _discard(self, slots: list[_Slot]) -> None:
         await asyncio.gather(

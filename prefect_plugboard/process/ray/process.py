@@ -191,6 +191,12 @@ class RayProcess(Process):
             await self._release()
             raise
 
+    async def _step_components(self) -> None:
+        if self._run is None:  # pragma: no cover - `step()` checks the process is initialised
+            msg = f"process {self.name!r} is not initialised"
+            raise RuntimeError(msg)
+        await self._run.step()
+
     def _stop(self, reason: str) -> None:
         if self._run is not None:
             self._run.stop(reason, graceful=True)

@@ -24,6 +24,7 @@ __all__ = [
     "Lines",
     "Progress",
     "Report",
+    "Stepped",
     "StopAsked",
     "apply_final_state",
     "apply_progress",
@@ -99,6 +100,15 @@ class HostReady:
 
 
 @dataclass(frozen=True, slots=True)
+class Stepped:
+    """A component has taken a step by hand (`Process.step()`); its state after it."""
+
+    component: str
+    step: int
+    state: Mapping[str, _t.Any]
+
+
+@dataclass(frozen=True, slots=True)
 class HostGone:
     """Left by the driver once a worker's task has ended, after that worker's own reports.
 
@@ -108,7 +118,7 @@ class HostGone:
     host: int
 
 
-Report = Lines | Progress | Failure | Ended | StopAsked | HostReady | HostGone
+Report = Lines | Progress | Failure | Ended | Stepped | StopAsked | HostReady | HostGone
 
 
 def apply_progress(component: Component, status: str, stats: Mapping[str, _t.Any]) -> None:

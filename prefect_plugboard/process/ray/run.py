@@ -34,6 +34,7 @@ from prefect_plugboard.process.ray.reports import (
     Lines,
     Progress,
     Report,
+    Stepped,
     apply_final_state,
     apply_progress,
 )
@@ -117,7 +118,8 @@ class RayRun:
         self._reported: dict[str, str] = {}  # a component's failure, as reported
         self._failures: list[ComponentFailure] = []
         self._ready: set[int] = set()
-        self._ready_changed = asyncio.Event()
+        self._stepped: dict[int, set[str]] = {}
+        self._changed = asyncio.Event()  # a worker is ready, a step taken, a component ended
         self._refs: list[_t.Any] = []
         self._gone: dict[int, BaseException | None] = {}
         self._background: list[asyncio.Task[None]] = []
@@ -136,8 +138,14 @@ class RayRun:
         """
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+        from prefect_plugboard.process.ray.auth import StreamSecurity
         from prefect_plugboard.process.ray.host import HostSettings
+        from prefect_plugboard.process.ray.tls import ray_uses_tls
 
+        # A fresh secret for this run's streams, handed to its workers with their components.
+        streams = StreamSecurity.for_run(
+            self.run_id, tls=ray_uses_tls(), loopback=_on_one_node(self.group)
+        )
         body = _host_task()
         for index, host in enumerate(self.hosts):
             options = {
@@ -148,7 +156,7 @@ class RayRun:
             }
             self._refs.append(
                 body.options(**options).remote(
-                    HostSettings(self.run_id, index, self.log_level),
+                    HostSettings(self.run_id, index, streams, self.log_level),
                     [self.components[c] for c in host.components],
                     {c: self.plans[c] for c in host.components},
                     self.coordinator,
@@ -159,8 +167,8 @@ class RayRun:
             asyncio.ensure_future(self._watch(index, ref)) for index, ref in enumerate(self._refs)
         ]
         while len(self._ready) < len(self.hosts) and not any(f.done() for f in self._ends.values()):
-            await self._ready_changed.wait()
-            self._ready_changed.clear()
+            await self._changed.wait()
+            self._changed.clear()
         if len(self._ready) < len(self.hosts):
             self.stop(f"process {self.name!r} could not start every component")
             await self.finish()
@@ -171,6 +179,24 @@ class RayRun:
     async def go(self, settings: Mapping[str, _t.Any]) -> None:
         """Lets every component start stepping."""
         await self.coordinator.go.remote(self.run_id, dict(settings))
+
+    async def step(self) -> None:
+        """Every component takes one step by hand (`Process.step()`), at once.
+
+        Raises:
+            ComponentError: A component raised (or its worker died); the run has stopped.
+        """
+        number = await self.coordinator.step.remote(self.run_id)
+        while len(self._stepped.get(number, ())) < len(self.components) and not any(
+            f.done() for f in self._ends.values()
+        ):
+            await self._changed.wait()
+            self._changed.clear()
+        if len(self._stepped.get(number, ())) < len(self.components):
+            await self.finish()
+            failure = self.first_failure()
+            if failure is not None:
+                raise failure.to_error()
 
     # ----- what the Prefect side reads ------------------------------------------------------
 
@@ -300,7 +326,11 @@ class RayRun:
             self._ended(report)
         elif isinstance(report, HostReady):
             self._ready.add(report.host)
-            self._ready_changed.set()
+            self._changed.set()
+        elif isinstance(report, Stepped):
+            apply_final_state(self.components[report.component], report.state)
+            self._stepped.setdefault(report.step, set()).add(report.component)
+            self._changed.set()
         elif isinstance(report, HostGone):
             self._host_gone(report.host)
 
@@ -388,7 +418,7 @@ class RayRun:
         if not self.components[name].status.is_terminal:
             self.components[name].status = end.status
         future.set_result(end)
-        self._ready_changed.set()  # `start` also waits for a component that ends early
+        self._changed.set()  # `start` also waits for a component that ends early
 
 
 def _host_task() -> _t.Any:
@@ -404,6 +434,18 @@ def _host_task() -> _t.Any:
 
 
 _HOST_TASK: _t.Any = None
+
+
+def _on_one_node(group: _t.Any) -> bool:
+    """Whether every bundle of the run's placement group is on one node."""
+    from ray.util.placement_group import placement_group_table
+
+    try:
+        nodes = set(placement_group_table(group)["bundles_to_node_id"].values())
+    except Exception as exc:  # noqa: BLE001 - then the node's own address serves as well
+        _logger.debug("Could not tell where the run's workers are: %r", exc)
+        return False
+    return len(nodes) == 1
 
 
 async def _outcome(ref: _t.Any) -> _t.Any:

@@ -20,6 +20,7 @@ from prefect_plugboard import (
     RayProcess,
     Resource,
 )
+from prefect_plugboard.process.ray.coordinator import shared_coordinator
 from prefect_plugboard.testing import Collector, ListSource
 
 
@@ -63,6 +64,9 @@ async def main() -> dict[str, _t.Any]:
             ray_address=cluster.address,
         )
         async with process:
+            coordinator = shared_coordinator()
+            (run_id,) = await coordinator.runs.remote()
+            addresses = await coordinator.addresses.remote(run_id, ["relay", "sink"])
             await process.run()
         owned_disconnected = not ray.is_initialized()
         return {
@@ -71,6 +75,8 @@ async def main() -> dict[str, _t.Any]:
             "in_order": sink.received == items,
             "received": len(sink.received),
             "disconnected_after": owned_disconnected,
+            "stream_hosts": sorted({a.host for a in addresses.values()}),
+            "node_address": ray.util.get_node_ip_address(),
         }
     finally:
         if ray.is_initialized():

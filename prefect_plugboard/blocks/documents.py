@@ -1,45 +1,38 @@
-"""Saves the channel block documents of this folder into the current Prefect API.
+"""Channel block documents written in YAML, checked all at once and saved into Prefect.
 
-Usage:
-    python blocks/save_blocks.py [--overwrite] [FILE ...]
+A document names its block type, its name and its values:
 
-Registers the channel block types, then saves every YAML document given (by default every
-`*.yaml` file next to this script). Each document names its block type, its name and its
-values:
+```yaml
+block_type_slug: plugboard-asyncio-channel
+name: asyncio-default
+data:
+  maxsize: 1024
+```
 
-    block_type_slug: plugboard-asyncio-channel
-    name: asyncio-default
-    data:
-      maxsize: 1024
-
-The API is the one Prefect uses here: `PREFECT_API_URL` if set, else Prefect's local database
-(`PREFECT_HOME`). Every document is checked before anything is saved. A document already
-saved with the same values is left alone; one saved with other values is only replaced with
-`--overwrite`.
-
-Exit status: 0 when every document is saved, 1 when some were skipped (saved with other
-values), 2 when a document is invalid (nothing is saved).
+A file may hold several documents (`---` between them). `prefect-plugboard blocks save`
+reads them with `read_documents` (every problem at once, nothing saved if there is one) and
+saves them with `save_documents`; ready documents are in `examples/blocks/`.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-import sys
+import typing as _t
 
-from prefect.settings import PREFECT_API_URL
 from prefect.types.names import BlockDocumentName
 from pydantic import TypeAdapter, ValidationError
 import yaml
 
-from prefect_plugboard.blocks import ChannelBlock, channel_block_types
+from prefect_plugboard.blocks.channel_block import ChannelBlock
+from prefect_plugboard.blocks.loading import channel_block_types
 
 
-HERE = Path(__file__).resolve().parent
-DOCUMENT_KEYS = {"block_type_slug", "name", "data"}
+__all__ = ["BlockDocument", "SaveOutcome", "read_documents", "save_document"]
+
+DOCUMENT_KEYS = frozenset({"block_type_slug", "name", "data"})
 
 
 @dataclass(frozen=True)
@@ -48,7 +41,7 @@ class BlockDocument:
 
     source: str
     name: str
-    block: ChannelBlock
+    block: ChannelBlock[_t.Any]
 
     @property
     def reference(self) -> str:
@@ -60,60 +53,13 @@ class BlockDocument:
         return f"{self.reference} ({_values(self.block)})"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the script; returns its exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python blocks/save_blocks.py",
-        description="Save channel block documents (YAML) into the current Prefect API.",
-    )
-    parser.add_argument(
-        "files",
-        nargs="*",
-        type=Path,
-        metavar="FILE",
-        help="YAML files of block documents (default: every *.yaml file in blocks/)",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the values of documents already saved with other values",
-    )
-    args = parser.parse_args(argv)
-    files: list[Path] = args.files or sorted(HERE.glob("*.yaml"))
+class SaveOutcome(StrEnum):
+    """What saving a document did."""
 
-    documents, problems = read_documents(files)
-    if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        print("Nothing was saved.", file=sys.stderr)
-        return 2
-
-    return asyncio.run(save_all(documents, overwrite=args.overwrite))
-
-
-async def save_all(documents: Sequence[BlockDocument], *, overwrite: bool) -> int:
-    """Registers the channel block types and saves the documents; returns the exit status."""
-    types = channel_block_types()
-    for block_class in types.values():
-        await block_class.aregister_type_and_schema()
-    url = PREFECT_API_URL.value()
-    where = f"the Prefect API at {url}" if url else "Prefect's local database (PREFECT_HOME)"
-    print(f"Registered the block types {', '.join(types)} with {where}.")
-
-    skipped = 0
-    for document in documents:
-        saved, line = await save(document, overwrite=overwrite)
-        skipped += not saved
-        print(line)
-
-    saved_count = len(documents) - skipped
-    print(f"\n{saved_count} of {len(documents)} block documents are saved as written. List them:")
-    print("    $ prefect block ls")
-    if skipped:
-        print("Replace the skipped ones with:")
-        print("    $ python blocks/save_blocks.py --overwrite")
-        return 1
-    return 0
+    SAVED = "Saved"
+    UNCHANGED = "Unchanged"
+    OVERWRITTEN = "Overwrote"
+    SKIPPED = "Skipped"
 
 
 def read_documents(files: Sequence[Path]) -> tuple[list[BlockDocument], list[str]]:
@@ -169,25 +115,28 @@ def read_documents(files: Sequence[Path]) -> tuple[list[BlockDocument], list[str
     return documents, problems
 
 
-async def save(document: BlockDocument, *, overwrite: bool) -> tuple[bool, str]:
-    """Saves one document unless it is saved already.
+async def save_document(document: BlockDocument, *, overwrite: bool) -> tuple[SaveOutcome, str]:
+    """Saves one document into the current Prefect API unless it is saved already.
+
+    A document saved with the same values is left alone; one saved with other values is only
+    replaced with `overwrite`.
 
     Returns:
-        Whether the document is saved now, and a line saying what was done.
+        What was done, and a line that says so.
     """
     try:
-        existing: ChannelBlock | None = await type(document.block).aload(document.name)
+        existing: ChannelBlock[_t.Any] | None = await type(document.block).aload(document.name)
     except ValueError:
         existing = None
     if existing is None:
         await document.block.asave(document.name)
-        return True, f"Saved {document.describe()}"
+        return SaveOutcome.SAVED, f"Saved {document.describe()}"
     if _same_values(existing, document.block):
-        return True, f"Unchanged {document.describe()}"
+        return SaveOutcome.UNCHANGED, f"Unchanged {document.describe()}"
     if overwrite:
         await document.block.asave(document.name, overwrite=True)
-        return True, f"Overwrote {document.describe()}"
-    return False, (
+        return SaveOutcome.OVERWRITTEN, f"Overwrote {document.describe()}"
+    return SaveOutcome.SKIPPED, (
         f"Skipped {document.reference}: it is saved with {_values(existing)}, "
         f"{document.source} has {_values(document.block)}"
     )
@@ -207,15 +156,11 @@ def _raw_documents(files: Sequence[Path], problems: list[str]) -> Iterator[tuple
             yield (f"{path}#{index + 1}" if len(documents) > 1 else str(path)), raw
 
 
-def _values(block: ChannelBlock) -> str:
+def _values(block: ChannelBlock[_t.Any]) -> str:
     # str() of a pydantic secret is masked, so a secret field would never be printed.
     return ", ".join(f"{field}={getattr(block, field)!s}" for field in type(block).model_fields)
 
 
-def _same_values(saved: ChannelBlock, wanted: ChannelBlock) -> bool:
+def _same_values(saved: ChannelBlock[_t.Any], wanted: ChannelBlock[_t.Any]) -> bool:
     fields = type(wanted).model_fields
     return all(getattr(saved, field, None) == getattr(wanted, field) for field in fields)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

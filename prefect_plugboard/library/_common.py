@@ -1,0 +1,101 @@
+"""What the library's components share: argument checks, labels, live resources."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+import typing as _t
+
+from prefect_plugboard.exceptions import ValidationError
+
+
+if _t.TYPE_CHECKING:
+    from prefect_plugboard.component.component import Component
+
+
+__all__ = [
+    "IOThread",
+    "check_chunk_size",
+    "check_field_names",
+    "label",
+    "live_state",
+    "with_block_references",
+]
+
+
+def label(component: object) -> str:
+    """`FileReader 'read'`: how messages name a component."""
+    return f"{type(component).__name__} {vars(component).get('name', '?')!r}"
+
+
+def check_field_names(component: Component, field_names: Iterable[str]) -> list[str]:
+    """Returns the field names as a list; refuses none or a plain string."""
+    if isinstance(field_names, str) or not field_names:
+        msg = f"{label(component)} needs `field_names`: a list of one or more field names"
+        raise ValidationError([msg], subject=f"component {component.name!r}")
+    return list(field_names)
+
+
+def check_chunk_size(component: Component, chunk_size: int | None) -> int | None:
+    """Returns `chunk_size` once it is `None` or a positive whole number."""
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        msg = (
+            f"{label(component)}: chunk_size must be a positive whole number or None, "
+            f"got {chunk_size!r}"
+        )
+        raise ValidationError([msg], subject=f"component {component.name!r}")
+    return chunk_size
+
+
+def live_state(component: Component, state: dict[str, _t.Any]) -> dict[str, _t.Any]:
+    """Blanks, in a pickled state, the attributes that hold live resources.
+
+    Each class names its own in a `_live_attributes` tuple; files, engines, sockets, tasks and
+    threads are opened again by `init()` where the component runs (a Ray worker, say).
+    """
+    for klass in type(component).__mro__:
+        for name in klass.__dict__.get("_live_attributes", ()):
+            if name in state:
+                state[name] = None
+    return state
+
+
+_R = _t.TypeVar("_R")
+
+
+class IOThread:
+    """One thread for a component's blocking I/O: calls run in order, off the event loop.
+
+    Args:
+        name: Names the thread (`plugboard-<name>`), for debuggers and thread dumps.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"plugboard-{name}")
+
+    async def run(self, function: _t.Callable[..., _R], *args: _t.Any) -> _R:
+        """Runs `function(*args)` on the thread and returns its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    async def close(self) -> None:
+        """Waits for the call under way, if any, and ends the thread."""
+        await asyncio.to_thread(self._executor.shutdown, True)
+
+
+def with_block_references(exported: dict[str, _t.Any]) -> dict[str, _t.Any]:
+    """An `export()` whose Prefect block arguments are given by reference, not by value.
+
+    A saved block becomes `"<block type slug>/<block name>"`, so that a dumped model holds no
+    secret and loads the same block again.
+    """
+    args = exported.get("args", {})
+    for key, value in args.items():
+        name = getattr(value, "_block_document_name", None)
+        slug = getattr(type(value), "get_block_type_slug", None)
+        if name and slug is not None and not getattr(value, "_is_anonymous", False):
+            args[key] = f"{slug()}/{name}"
+    return exported

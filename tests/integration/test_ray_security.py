@@ -1,0 +1,173 @@
+"""Strangers on the network against a running model's workers, on a real Ray.
+
+The attack of the issue: connect to the ports the workers listen on and send a pickle whose
+`__reduce__` runs a command; then a stranger who knows the protocol, the run and the
+connector, but not the run's secret. The ports are read from the run's coordinator, where
+the workers register them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+from pathlib import Path
+import pickle
+import struct
+import typing as _t
+
+import pytest
+
+from prefect_plugboard import (
+    ChannelError,
+    ComponentError,
+    ConnectorSpec,
+    RayConnector,
+    RayProcess,
+    Resource,
+)
+from prefect_plugboard.library import FileWriter
+from prefect_plugboard.process.ray.auth import StreamSecurity, claim
+from prefect_plugboard.process.ray.stream import StreamAddress
+from prefect_plugboard.testing import Collector, ListSource
+from tests import helpers
+from tests.helpers import (
+    SlowToArrive,
+    listening_sockets,
+    ray_leftovers,
+    registered_streams,
+    until_closed,
+)
+from tests.prefect_api import final_task_runs, wait_for_log
+
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_cluster")]
+
+GREETING_BYTES = 38
+
+
+class Exploit:
+    """A pickle that runs a shell command where it is loaded."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[_t.Any, tuple[str]]:
+        return (os.system, (self.command,))
+
+
+class Attempt(_t.NamedTuple):
+    """What an attacker saw: its own address, whether it was greeted, what it was answered."""
+
+    local: str
+    greeted: bool
+    answer: bytes
+
+
+async def send_a_pickle(address: StreamAddress, payload: bytes) -> Attempt:
+    """The issue's attack: one length-prefixed frame holding the pickle, at once."""
+    reader, writer = await asyncio.open_connection(address.host, address.port)
+    local = "{}:{}".format(*writer.get_extra_info("sockname")[:2])
+    writer.write(struct.pack("!I", len(payload)) + payload)
+    received = await until_closed(reader)
+    writer.close()
+    return Attempt(local, len(received) >= GREETING_BYTES, received[GREETING_BYTES:])
+
+
+async def claim_with_a_wrong_secret(
+    address: StreamAddress, run_id: str, connector: str, payload: bytes
+) -> Attempt:
+    """A valid handshake and frame, for the right run and connector, under a guessed secret."""
+    reader, writer = await asyncio.open_connection(address.host, address.port)
+    local = "{}:{}".format(*writer.get_extra_info("sockname")[:2])
+    greeting = await reader.readexactly(GREETING_BYTES)
+    guessed = StreamSecurity.for_run(run_id, tls=False, loopback=True)
+    said, _, sealer = claim(guessed, greeting, connector, "x", 1 << 20)
+    writer.write(said + sealer.seal(payload))
+    answer = await until_closed(reader)
+    writer.close()
+    return Attempt(local, True, answer)
+
+
+def rows(path: Path) -> list[int]:
+    with path.open() as f:
+        return [int(row[0]) for row in list(csv.reader(f))[1:]]
+
+
+async def test_strangers_at_every_listening_port_run_nothing_and_the_model_completes(
+    tmp_path: Path,
+) -> None:
+    marker, gate = tmp_path / "pwned", tmp_path / "gate"
+    payload = pickle.dumps([Exploit(f"touch {marker}")])
+    control = tmp_path / "control"
+    pickle.loads(pickle.dumps([Exploit(f"touch {control}")]))  # noqa: S301 - the payload is real
+    assert control.exists()
+
+    items = list(range(200))
+    process = RayProcess(
+        components=[
+            ListSource(name="src", items=items),
+            FileWriter(name="w1", path=tmp_path / "w1.csv", field_names=["x"]),
+            FileWriter(name="w2", path=tmp_path / "w2.csv", field_names=["x"]),
+            # Its worker comes up late, so src connects to nobody before the gate opens.
+            SlowToArrive(name="late", gate=str(gate), resources=Resource(cpu=1)),
+        ],
+        connectors=helpers.connect(
+            "src.x -> w1.x", "src.x -> w2.x", "src.x -> late.x", kind=RayConnector
+        ),
+    )
+    starting = asyncio.ensure_future(process.init())
+    try:
+        run_id, addresses = await registered_streams(["w1", "w2"])
+        listening = listening_sockets()
+        bound = {name: listening.get(a.port) for name, a in addresses.items()}
+        attempts = await asyncio.gather(
+            *(send_a_pickle(address, payload) for address in addresses.values()),
+            *(
+                claim_with_a_wrong_secret(address, run_id, f"src.x..{name}.x", payload)
+                for name, address in addresses.items()
+            ),
+        )
+    finally:
+        gate.touch()
+    await starting
+    after_start = listening_sockets()
+    await process.run()
+    await process.destroy()
+
+    # One machine: the workers listened on loopback only, and only until their senders came.
+    assert bound == {name: ["127.0.0.1"] for name in addresses}
+    assert all(a.host == "127.0.0.1" for a in addresses.values())
+    assert not any(a.port in after_start for a in addresses.values())
+    # Nothing ran, nothing was answered, and each stranger is one warning in its target's log.
+    assert not marker.exists()
+    assert all(a.greeted and a.answer == b"" for a in attempts)
+    assert rows(tmp_path / "w1.csv") == items and rows(tmp_path / "w2.csv") == items
+    assert process.components["late"].received == items
+    runs = await final_task_runs(process.flow_run_id, 4)
+    for index, name in enumerate(addresses):
+        logs = await wait_for_log(runs[name].id, "does not speak")
+        refusals = [log.message for log in logs if log.message.startswith("Refused a connection")]
+        strangers = (attempts[index].local, attempts[len(addresses) + index].local)
+        assert len(refusals) == 2, refusals
+        assert f"from {strangers[0]} to component {name!r}: it does not speak" in refusals[0]
+        assert f"from {strangers[1]} to component {name!r}: it did not prove" in refusals[1]
+        assert all(log.level == 30 for log in logs if log.message in refusals)  # WARNING
+    assert not ray_leftovers()
+
+
+async def test_a_message_over_max_frame_bytes_fails_the_run_naming_the_connector() -> None:
+    process = RayProcess(
+        components=[ListSource(name="src", items=["small", "x" * 10_000]), Collector(name="sink")],
+        connectors=[
+            RayConnector(spec=ConnectorSpec(source="src.x", target="sink.x"), max_frame_bytes=4096)
+        ],
+    )
+    with pytest.raises(ComponentError) as info:
+        async with process:
+            await process.run()
+    assert info.value.component == "src"
+    cause = info.value.__cause__
+    assert isinstance(cause, ChannelError)
+    assert "connector 'src.x..sink.x'" in str(cause) and "max_frame_bytes (4,096)" in str(cause)
+    assert not ray_leftovers()

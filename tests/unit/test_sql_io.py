@@ -1,0 +1,218 @@
+"""`SQLReader` / `SQLWriter` against a real SQLite file and, where one starts, PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+import sqlite3
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from prefect_plugboard import LocalProcess, PlugboardError
+from prefect_plugboard.exceptions import ValidationError
+from prefect_plugboard.library import SQLReader, SQLWriter
+from prefect_plugboard.testing import Collector, ListSource, run_in_memory
+from tests.helpers import connect, error_text, free_port, wire
+
+
+ROWS = [(i, f"name-{i}", i * 0.5) for i in range(12)]
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> Path:
+    path = tmp_path / "data.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE items (num INTEGER, label TEXT, score REAL)")
+        db.executemany("INSERT INTO items VALUES (?, ?, ?)", ROWS)
+    return path
+
+
+SQLITE_URLS = {"async": "sqlite:///{}", "sync": "sqlite+pysqlite:///{}"}
+
+
+async def _failure(process: LocalProcess) -> str:
+    with pytest.raises(PlugboardError) as info:
+        await run_in_memory(process)
+    return error_text(info.value)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 5])
+@pytest.mark.parametrize("driver", ["async", "sync"])
+async def test_rows_of_a_query_with_parameters_are_copied_to_a_new_table(
+    sqlite_file: Path, driver: str, chunk_size: int | None
+) -> None:
+    url = SQLITE_URLS[driver].format(sqlite_file)
+    fields = ["num", "label", "score"]
+    reader = SQLReader(
+        name="read",
+        connection_string=url,
+        query="SELECT score, label, num FROM items WHERE num >= :low ORDER BY num",
+        params={"low": 4},
+        field_names=fields,
+        chunk_size=chunk_size,
+    )
+    process = LocalProcess(
+        components=[
+            reader,
+            SQLWriter(name="save", connection_string=url, table="copied", field_names=fields),
+        ],
+        connectors=wire("read", "save", fields),
+    )
+    await run_in_memory(process)
+    assert reader.is_async_driver is (driver == "async")
+    with sqlite3.connect(sqlite_file) as db:
+        assert db.execute("SELECT num, label, score FROM copied").fetchall() == ROWS[4:]
+        types = {r[1]: r[2] for r in db.execute("PRAGMA table_info(copied)")}
+    assert types == {"num": "BIGINT", "label": "TEXT", "score": "FLOAT"}
+
+
+async def test_a_writer_appends_to_an_existing_table_in_chunks(sqlite_file: Path) -> None:
+    url = f"sqlite:///{sqlite_file}"
+    process = LocalProcess(
+        components=[
+            ListSource(name="ids", items=[100, 101, 102]),
+            ListSource(name="labels", items=["x", "y", "z"], field="label"),
+            SQLWriter(
+                name="save",
+                connection_string=url,
+                table="items",
+                field_names=["num", "label"],
+                chunk_size=2,
+            ),
+        ],
+        connectors=connect("ids.x -> save.num", "labels.label -> save.label"),
+    )
+    await run_in_memory(process)
+    with sqlite3.connect(sqlite_file) as db:
+        added = db.execute("SELECT num, label, score FROM items WHERE num >= 100").fetchall()
+    assert added == [(100, "x", None), (101, "y", None), (102, "z", None)]
+
+
+async def test_a_table_without_the_fields_columns_is_refused(sqlite_file: Path) -> None:
+    url = f"sqlite:///{sqlite_file}"
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=[1]),
+            SQLWriter(name="save", connection_string=url, table="items", field_names=["x"]),
+        ],
+        connectors=wire("src", "save", ["x"]),
+    )
+    text_ = await _failure(process)
+    assert "SQLWriter 'save'" in text_ and "table 'items'" in text_ and str(sqlite_file) in text_
+    assert "no column(s) ['x']" in text_ and "['num', 'label', 'score']" in text_
+
+
+async def test_a_query_without_a_field_is_refused(sqlite_file: Path) -> None:
+    reader = SQLReader(
+        name="read",
+        connection_string=f"sqlite:///{sqlite_file}",
+        query="SELECT num FROM items",
+        field_names=["num", "missing"],
+    )
+    process = LocalProcess(
+        components=[reader, Collector(name="s", fields=["num", "missing"])],
+        connectors=wire("read", "s", ["num", "missing"]),
+    )
+    text_ = await _failure(process)
+    assert "SQLReader 'read'" in text_ and "no column(s) ['missing']" in text_
+
+
+async def test_a_database_that_cannot_be_reached_fails_without_showing_the_password() -> None:
+    url = f"postgresql://analyst:s3cret@127.0.0.1:{free_port()}/warehouse"
+    reader = SQLReader(name="read", connection_string=url, query="SELECT 1 AS x", field_names=["x"])
+    process = LocalProcess(
+        components=[reader, Collector(name="s")], connectors=connect("read.x -> s.x")
+    )
+    text_ = await _failure(process)
+    assert "SQLReader 'read': cannot connect to postgresql+asyncpg://analyst:***@127.0.0.1" in text_
+    assert "s3cret" not in text_
+
+
+def test_a_malformed_url_or_a_missing_driver_is_refused_when_built() -> None:
+    with pytest.raises(ValidationError, match="SQLWriter 'w'.*not a SQLAlchemy URL"):
+        SQLWriter(name="w", connection_string="no url at all", table="t", field_names=["x"])
+    with pytest.raises(ValidationError, match="SQLReader 'r'.*install the database driver"):
+        SQLReader(name="r", connection_string="nosuchdb://h/d", query="q", field_names=["x"])
+
+
+# ----- PostgreSQL: a real server, started for the session ---------------------------------
+
+
+def _async_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+asyncpg://")
+
+
+@pytest.fixture
+async def pg_table(postgres_url: str) -> str:
+    engine = create_async_engine(_async_url(postgres_url))
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE IF EXISTS readings, copies"))
+        await conn.execute(
+            text("CREATE TABLE readings (num INT, at TIMESTAMPTZ, value DOUBLE PRECISION)")
+        )
+        await conn.execute(
+            text("INSERT INTO readings SELECT g, timestamptz '2024-05-01 00:00+00' "
+                 "+ g * interval '1 minute', g / 4.0 FROM generate_series(1, 20) g")
+        )  # fmt: skip
+    await engine.dispose()
+    return postgres_url
+
+
+@pytest.mark.slow  # starts a PostgreSQL server
+async def test_postgres_rows_are_streamed_and_copied(pg_table: str) -> None:
+    fields = ["num", "at", "value"]
+    reader = SQLReader(
+        name="read",
+        connection_string=pg_table,
+        query="SELECT num, at, value FROM readings WHERE num <= :top ORDER BY num",
+        params={"top": 15},
+        field_names=fields,
+        chunk_size=4,
+    )
+    process = LocalProcess(
+        components=[
+            reader,
+            SQLWriter(name="save", connection_string=pg_table, table="copies", field_names=fields),
+        ],
+        connectors=wire("read", "save", fields),
+    )
+    await run_in_memory(process)
+    assert reader.is_async_driver
+    engine = create_async_engine(_async_url(pg_table))
+    async with engine.connect() as conn:
+        query = text("SELECT num, at, value FROM copies ORDER BY num")
+        copied = (await conn.execute(query)).fetchall()
+        columns = await conn.run_sync(
+            lambda sync: {c["name"]: str(c["type"]) for c in inspect(sync).get_columns("copies")}
+        )
+    await engine.dispose()
+    assert [r[0] for r in copied] == list(range(1, 16))
+    assert copied[0][1] == dt.datetime(2024, 5, 1, 0, 1, tzinfo=dt.UTC)
+    assert columns == {"num": "BIGINT", "at": "TIMESTAMP", "value": "DOUBLE PRECISION"}
+
+
+@pytest.mark.slow  # starts a PostgreSQL server
+@pytest.mark.parametrize("chunk_size", [10, None])
+async def test_postgres_chunks_come_from_a_server_side_cursor(
+    postgres_url: str, chunk_size: int | None
+) -> None:
+    # Row 500 divides by zero. Streamed through a server-side cursor, rows before it are
+    # emitted before the server computes row 500; read whole, the query fails in init().
+    reader = SQLReader(
+        name="read",
+        connection_string=postgres_url,
+        query="SELECT g, 1 / (500 - g) AS bad FROM generate_series(1, 1000) g",
+        field_names=["g"],
+        chunk_size=chunk_size,
+    )
+    process = LocalProcess(
+        components=[reader, Collector(name="sink", fields=["g"])],
+        connectors=wire("read", "sink", ["g"]),
+    )
+    assert "division by zero" in await _failure(process)
+    if chunk_size is None:
+        assert reader.g is None
+    else:
+        assert reader.g is not None and 10 <= reader.g < 500
