@@ -115,6 +115,7 @@ class Gauge(Component):
         self._objective_value = objective_value
         self._fail_at = fail_at
         self.score: float | None = None
+        self.distance: float | None = None
 
     async def step(self) -> None:
         if self.reading == self._fail_at:
@@ -125,6 +126,7 @@ class Gauge(Component):
                 objective_value=self._objective_value,
             )
         self.score = self.reading
+        self.distance = abs(self.reading - 0.25)
 
 
 def dial_model(
@@ -296,6 +298,24 @@ async def test_a_constraint_breach_completes_its_trial_with_the_worst_or_given_s
     assert "reading 0.8 above 0.6" in (run.state.message or "")
     gauge = {t.name: t for t in await read_task_runs(run.id)}["gauge"]
     assert gauge.state is not None and gauge.state.is_failed()  # where the breach was found
+
+
+async def test_several_objectives_give_the_best_trial_of_each(tmp_path: Path) -> None:
+    distance = ObjectiveSpec(object_name="gauge", field_name="distance")
+    tuner = Tuner(
+        objective=[SCORE, distance],
+        parameters=[VALUE],
+        num_samples=3,
+        mode=["max", "min"],
+        max_concurrent=2,
+        algorithm=OptunaSpec(points_to_evaluate=[{VALUE.full_name: v} for v in (0.9, 0.3, 0.6)]),
+    )
+    best = await tuner.arun(dial_model(tmp_path / "dial"))
+
+    assert isinstance(best, list) and len(best) == 2
+    assert best[0].config[VALUE.full_name] == 0.9  # the highest score
+    assert best[1].config[VALUE.full_name] == 0.3  # the nearest to 0.25
+    assert best[1].metrics[distance.full_name] == pytest.approx(0.05)
 
 
 async def test_a_failing_trial_fails_alone_and_the_study_goes_on(tmp_path: Path) -> None:

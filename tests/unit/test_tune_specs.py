@@ -262,3 +262,26 @@ def test_optuna_settings_take_plugboards_keys_and_a_seed() -> None:
     assert spec.seed == 3
     with pytest.raises(ValueError, match="extra"):
         OptunaSpec.model_validate({"sampler": "tpe"})
+
+
+def test_the_live_table_shows_the_running_trials_and_the_best_so_far() -> None:
+    from rich.console import Console
+
+    from prefect_plugboard.tune.command import trials_table
+    from prefect_plugboard.tune.study import Study
+
+    template = ModelTemplate.load(TUNING / "model-with-tuner.yaml")
+    study = Study(template, read_study(template.tune, template.model.source, {"num_samples": 3}))
+    assert "Starting study 'model-with-tuner'" in str(trials_table(study)())
+    metric = MAX_Y.full_name
+    study.trials += [
+        TrialResult(0, {ANGLE.full_name: 10.0}, {metric: 3.5}, "Completed", duration=0.5),
+        TrialResult(1, {ANGLE.full_name: 80.0}, state="Running"),
+    ]
+    console = Console(record=True, width=160)
+    console.print(trials_table(study)())
+    text = " ".join(console.export_text().split())
+    assert "trajectory.angle" in text and "max-height.max_y" in text
+    assert "Running" in text and "3.5" in text
+    assert "1 of 3 trials ended (1 completed), 1 running" in text
+    assert "best so far: trial 0, max-height.max_y = 3.5" in text
