@@ -15,10 +15,10 @@ import typing as _t
 
 from prefect_plugboard.exceptions import Issue, ValidationError
 from prefect_plugboard.tune.space import SearchSpace
-from prefect_plugboard.tune.specs import Direction, OptunaSpec
+from prefect_plugboard.tune.specs import Direction, OptunaSpec, TuneArgsSpec
 
 
-__all__ = ["StudySearch", "worst"]
+__all__ = ["StudySearch", "check_algorithm", "worst"]
 
 _logger = logging.getLogger(__name__)
 
@@ -138,6 +138,22 @@ class StudySearch:
     def _optuna_trial(self, trial_id: str) -> _t.Any:
         # Ray's OptunaSearch keeps the Optuna trial of each Tune trial it suggested.
         return self._optuna._ot_trials[trial_id]
+
+
+def check_algorithm(args: TuneArgsSpec) -> None:
+    """Checks the warm-start points against the space, and that the storage opens.
+
+    Raises:
+        ValidationError: A point names no parameter or is off its range; the storage URL
+            cannot be opened.
+    """
+    algorithm = args.algorithm
+    if algorithm.points_to_evaluate and algorithm.space is None:
+        issues = SearchSpace(args.parameters).check_points(algorithm.points_to_evaluate)
+        if issues:
+            raise ValidationError(issues, subject="the study's warm start")
+    if algorithm.storage:
+        _open_storage(algorithm.storage)
 
 
 def _open_storage(url: str) -> _t.Any:

@@ -34,7 +34,7 @@ from prefect_plugboard.process.ray.cluster import RayConnection, check_resources
 from prefect_plugboard.tune.artifact import publish_trials, short_name
 from prefect_plugboard.tune.resources import live_nodes, trials_at_once
 from prefect_plugboard.tune.results import StudyResults, TrialResult
-from prefect_plugboard.tune.searcher import StudySearch
+from prefect_plugboard.tune.searcher import StudySearch, check_algorithm
 from prefect_plugboard.tune.space import SearchSpace, resolve_space_function
 from prefect_plugboard.tune.specs import TuneArgsSpec
 from prefect_plugboard.tune.template import ModelTemplate
@@ -120,6 +120,7 @@ class Study:
         if self.concurrency is not None:
             return
         self.template.check(self.args)
+        check_algorithm(self.args)
         self._ray.ensure()
         try:
             self.concurrency = self._trials_at_once()

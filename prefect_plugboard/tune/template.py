@@ -38,6 +38,7 @@ class ModelTemplate:
 
     def __init__(self, model: Model) -> None:
         self.was_local = _is_local(model)
+        self._process_cls = _process_class(model)
         self._data = model.spec.model_dump(exclude_unset=True)
         self._source = model.source
         self._base_dir = model.base_dir
@@ -93,8 +94,9 @@ class ModelTemplate:
 
     @property
     def flow_name(self) -> str:
-        """The name of the flow each trial is a run of."""
-        return self.model.spec.prefect.flow_name or self.probe.flow_name
+        """The name of the flow each trial is a run of: the model's, as `run` names it."""
+        named = self.model.spec.prefect.flow_name or self.model.process.args.name
+        return named or self._process_cls.flow_name_default
 
     @property
     def tune(self) -> dict[str, _t.Any] | None:
@@ -152,11 +154,15 @@ class ModelTemplate:
             ) from None
 
 
-def _is_local(model: Model) -> bool:
+def _process_class(model: Model) -> type[Process]:
     try:
-        return issubclass(resolve_type(model.process.type, Process, "process"), LocalProcess)
+        return _t.cast(type[Process], resolve_type(model.process.type, Process, "process"))
     except TypeNotFound:
-        return False  # building the model reports it, with its place in the file
+        return Process  # building the model reports it, with its place in the file
+
+
+def _is_local(model: Model) -> bool:
+    return issubclass(_process_class(model), LocalProcess)
 
 
 def _unknown(name: str | None, components: Mapping[str, _t.Any], where: str) -> Issue:

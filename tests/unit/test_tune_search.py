@@ -109,3 +109,22 @@ def test_a_space_function_that_is_not_there_is_named() -> None:
         resolve_space_function(f"{__name__}.nowhere", None)
     with pytest.raises(ValidationError, match="cannot import 'no_such_module'"):
         resolve_space_function("no_such_module.space", None)
+
+
+def test_bad_warm_start_points_and_storage_are_refused_before_the_study() -> None:
+    from prefect_plugboard.tune import ObjectiveSpec, TuneArgsSpec
+    from prefect_plugboard.tune.searcher import check_algorithm
+
+    def args(**algorithm: _t.Any) -> TuneArgsSpec:
+        return TuneArgsSpec(
+            objective=ObjectiveSpec(object_name="c", field_name="y"),
+            parameters=[X, N],
+            num_samples=2,
+            algorithm=OptunaSpec(**algorithm),
+        )
+
+    check_algorithm(args(points_to_evaluate=[{X.full_name: 0.5, N.full_name: 2}]))
+    with pytest.raises(ValidationError, match="'component.c.arg.z' is not a parameter"):
+        check_algorithm(args(points_to_evaluate=[{"component.c.arg.z": 1}]))
+    with pytest.raises(ValidationError, match="cannot open the Optuna storage"):
+        check_algorithm(args(storage="nosuchdb://nowhere"))
