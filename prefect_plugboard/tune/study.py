@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 import typing as _t
 from uuid import UUID
 
@@ -28,7 +29,7 @@ from prefect.context import AsyncClientContext, FlowRunContext
 from prefect.logging import get_run_logger
 
 from prefect_plugboard.process.artifacts import publish_graph
-from prefect_plugboard.process.cancellation import sigterm_stops
+from prefect_plugboard.process.cancellation import signals_stop
 from prefect_plugboard.process.process import CANCELLED_FROM_PREFECT
 from prefect_plugboard.process.ray.cluster import RayConnection, check_resources
 from prefect_plugboard.tune.artifact import publish_trials, short_name
@@ -165,13 +166,23 @@ class Study:
         """Runs the trials on an event loop of their own; SIGTERM stays with the study."""
         parent = FlowRunContext.get()
         running = asyncio.ensure_future(asyncio.to_thread(asyncio.run, self._trials_loop(parent)))
-        with sigterm_stops(lambda: self.cancel("the study received SIGTERM")):
+        with signals_stop(self._on_signal):
             try:
                 await asyncio.shield(running)
             except asyncio.CancelledError:
                 self.cancel("the study was interrupted")
                 await running  # the trials stop, and end `Cancelled`
                 raise
+
+    def _on_signal(self, signum: signal.Signals) -> None:
+        if signum == signal.SIGINT:
+            _logger.warning(
+                "Study %r: stopping every trial (Ctrl-C); press Ctrl-C again to stop at once",
+                self.name,
+            )
+            self.cancel("the study was interrupted (Ctrl-C)")
+        else:
+            self.cancel("the study received SIGTERM")
 
     async def _trials_loop(self, parent: FlowRunContext | None) -> None:
         """The study's own event loop: a Prefect client of its own, the study's run as parent."""

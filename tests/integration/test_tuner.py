@@ -7,8 +7,12 @@ import asyncio
 from collections.abc import Sequence
 import functools
 import math
+import os
 from pathlib import Path
 import secrets
+import shutil
+import signal
+import subprocess
 import sys
 import time
 import typing as _t
@@ -16,6 +20,7 @@ from uuid import UUID
 
 import optuna
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelling
 import pytest
@@ -54,6 +59,7 @@ from tests.prefect_api import (
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_cluster")]
 
 TUNING = Path(__file__).resolve().parents[2] / "examples" / "tuning"
+MODELS = Path(__file__).resolve().parents[1] / "unit" / "models"
 sys.path.insert(0, str(TUNING))
 import projectile  # noqa: E402 - the tutorial's components, beside its model
 
@@ -364,6 +370,59 @@ async def test_cancelling_the_study_stops_every_trial_within_10_s(tmp_path: Path
     assert len(list(tmp_path.glob("dial.*.destroyed"))) == 2
     assert {t.state for t in tuner.result_grid} == {"Cancelled"}
     assert not ray_leftovers()
+
+
+@pytest.mark.slow
+async def test_a_sigterm_stops_a_study_run_from_the_command_line_gracefully(
+    tmp_path: Path, prefect_api: str, ray_address: str
+) -> None:
+    shutil.copy(MODELS / "shapes.py", tmp_path / "shapes.py")
+    marker = tmp_path / "forever"
+    (tmp_path / "study.yaml").write_text(
+        "plugboard:\n  process:\n    args:\n      components:\n"
+        f"      - {{type: shapes.Forever, args: {{name: forever, marker: {marker}}}}}\n"
+        "      - {type: shapes.Scale, args: {name: scale}}\n"
+        "      connectors:\n      - {source: forever.n, target: scale.n}\n"
+        "  tune:\n    args:\n      objective: {object_name: scale, field_name: scaled}\n"
+        "      parameters:\n      - {type: ray.tune.uniform, object_name: scale, field_type: arg,"
+        " field_name: factor, lower: 0, upper: 1}\n"
+        "      num_samples: 3\n      max_concurrent: 2\n"
+    )
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "RAY_ADDRESS": ray_address}
+    env["RAY_AUTH_MODE"] = "token"
+    command = [str(Path(sys.executable).parent / "prefect-plugboard"), "tune", "study.yaml"]
+    command += ["--study-name", "terminated"]
+    cli = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not Path(f"{marker}.started").exists():
+            assert cli.poll() is None, cli.communicate()[0].decode()[-3000:]
+            assert time.monotonic() < deadline, "the trials never started"
+            await asyncio.sleep(0.2)
+        sent = time.monotonic()
+        cli.send_signal(signal.SIGTERM)
+        output = (await asyncio.to_thread(cli.communicate, timeout=60))[0].decode()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    assert time.monotonic() - sent < 10
+    assert "stopped: the study received SIGTERM" in output, output[-3000:]
+    assert marker.read_text() == "destroyed"  # the components' destroy() ran
+    async with get_client() as client:
+        study = (
+            await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["terminated"]))
+            )
+        )[0]
+    assert study.state is not None and study.state.is_cancelled()
+    trials = await child_flow_runs(study.id)
+    assert trials and all(r.state is not None and r.state.is_cancelled() for r in trials)
+    for trial in trials:
+        runs = await read_task_runs(trial.id)
+        assert all(r.state is not None and r.state.is_cancelled() for r in runs)
 
 
 async def test_a_trial_cancelled_on_its_own_ends_cancelled_and_the_study_goes_on(
