@@ -100,8 +100,27 @@ def validate(
 ) -> None:
     """Check a model without running it: every problem, with its place in the file."""
     process = _build(file, process_type, param)
-    console.print(f"[green]✓[/green] {file} is valid: {_summary(process)}.")
+    study = _check_study(file, process_type, param)
+    console.print(f"[green]✓[/green] {file} is valid: {_summary(process)}{study}.")
     console.print(f"Run it with:\n  prefect-plugboard run {file}")
+    if study:
+        console.print(f"Tune it with:\n  prefect-plugboard tune {file}")
+
+
+def _check_study(file: Path, process_type: ProcessType | None, params: list[str] | None) -> str:
+    """Checks a model's `tune:` section, if it has one (needs the tune extra)."""
+    model = _load(file, process_type, params)
+    if model.spec.plugboard.tune is None:
+        return ""
+    try:
+        from prefect_plugboard.tune.template import check_study
+    except ImportError:
+        return "; its tune: section is not checked (pip install 'prefect-plugboard[tune]')"
+    try:
+        trials = check_study(model)
+    except Exception as exc:  # noqa: BLE001 - every error is reported the same way
+        _fail(exc)
+    return f"; its study: {trials} trials"
 
 
 @app.command()

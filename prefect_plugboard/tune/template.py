@@ -26,7 +26,11 @@ if _t.TYPE_CHECKING:
     from prefect_plugboard.tune.specs import ObjectiveSpec, TuneArgsSpec
 
 
-__all__ = ["ModelTemplate", "bring_back", "read_objective"]
+__all__ = ["TRIAL_STOP_GRACE", "ModelTemplate", "bring_back", "check_study", "read_objective"]
+
+TRIAL_STOP_GRACE = 5.0
+"""How long (s) a stopping trial's components get to end before their worker is killed,
+unless the model's `prefect.stop_grace` says otherwise: a cancelled study ends within 10 s."""
 
 
 class ModelTemplate:
@@ -77,8 +81,10 @@ class ModelTemplate:
     def _switched(self, model: Model) -> Model:
         """The model as trials run it: on Ray, a local model's components in one worker."""
         data = model.spec.model_dump(exclude_unset=True)
+        settings = data.setdefault("prefect", {})
+        settings.setdefault("stop_grace", TRIAL_STOP_GRACE)
         if self.was_local:
-            data.setdefault("prefect", {})["worker_sharing"] = "all"
+            settings["worker_sharing"] = "all"
         switched = load_model(data, process_type="ray")
         switched.source = self._source
         switched.base_dir = self._base_dir
@@ -127,31 +133,35 @@ class ModelTemplate:
 
         Raises:
             ValidationError: Every parameter or objective that names an unknown component,
-                and every trial value the model would refuse (checked with the bounds).
+                and every parameter whose value the model refuses (tried at its lower bound,
+                or first category): an argument the constructor does not take, say.
         """
         issues: list[Issue] = []
         components = self.probe.components
         for index, parameter in enumerate(args.parameters):
-            where = f"tune.args.parameters[{index}]"
+            where = self._where("parameters", index)
             if parameter.object_type == "component" and parameter.object_name not in components:
-                issues.append(_unknown(parameter.object_name, components, where))
+                issues.append(_unknown(parameter.object_name, components, *where))
+                continue
+            try:
+                self.build({parameter.full_name: _lowest(parameter)})
+            except ValidationError as exc:
+                issues += [Issue(f"{parameter.full_name}: {i.message}", *where) for i in exc.issues]
+        several = isinstance(args.objective, list)
         for index, objective in enumerate(args.objectives):
-            where = (
-                f"tune.args.objective[{index}]"
-                if isinstance(args.objective, list)
-                else "tune.args.objective"
-            )
+            where = self._where("objective", index if several else None)
             if objective.object_name not in components:
-                issues.append(_unknown(objective.object_name, components, where))
+                issues.append(_unknown(objective.object_name, components, *where))
         if issues:
             raise ValidationError(issues, subject="the study")
-        try:
-            self.build(_lower_bounds(args))
-        except ValidationError as exc:
-            raise ValidationError(
-                [Issue(f"with every parameter at its lower bound: {i}") for i in exc.issues],
-                subject="the study",
-            ) from None
+
+    def _where(self, key: str, index: int | None) -> tuple[str, str]:
+        """`tune.args.parameters[1]` and its `file:line`, for a message."""
+        location: tuple[str | int, ...] = ("plugboard", "tune", "args", key)
+        if index is not None:
+            location += (index,)
+        text = f"tune.args.{key}" + (f"[{index}]" if index is not None else "")
+        return text, self._source.where(location) if self._source.file else ""
 
 
 def _process_class(model: Model) -> type[Process]:
@@ -165,23 +175,24 @@ def _is_local(model: Model) -> bool:
     return issubclass(_process_class(model), LocalProcess)
 
 
-def _unknown(name: str | None, components: Mapping[str, _t.Any], where: str) -> Issue:
+def _unknown(name: str | None, components: Mapping[str, _t.Any], where: str, source: str) -> Issue:
     import difflib
 
     close = difflib.get_close_matches(str(name), list(components), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; it has: {', '.join(components)}"
-    return Issue(f"the model has no component {name!r}{hint}", where)
+    return Issue(f"the model has no component {name!r}{hint}", where, source)
 
 
-def _lower_bounds(args: TuneArgsSpec) -> dict[str, _t.Any]:
-    """A trial's overrides with every parameter at its lower bound (or first category)."""
+def _lowest(parameter: _t.Any) -> _t.Any:
+    """A parameter's lower bound (or first category), as a trial would give it."""
     from prefect_plugboard.tune.specs import CategoricalParameterSpec
 
-    values: dict[str, _t.Any] = {}
-    for p in args.parameters:
-        value = p.categories[0] if isinstance(p, CategoricalParameterSpec) else p.lower
-        values[p.full_name] = [value] if p.field_type == "initial_value" else value
-    return values
+    value = (
+        parameter.categories[0]
+        if isinstance(parameter, CategoricalParameterSpec)
+        else parameter.lower
+    )
+    return [value] if parameter.field_type == "initial_value" else value
 
 
 def read_objective(process: Process, objective: ObjectiveSpec) -> float:
@@ -212,3 +223,19 @@ def bring_back(process: Process, objectives: list[ObjectiveSpec]) -> None:
         exports = list(component.exports or [])
         if objective.field_name not in exports:
             component.exports = [*exports, objective.field_name]  # type: ignore[misc]
+
+
+def check_study(model: Model) -> int:
+    """Checks a model's `tune:` section against the model; returns its number of trials.
+
+    Raises:
+        ValidationError: The section is invalid, or names what the model does not have.
+    """
+    from prefect_plugboard.tune.searcher import check_algorithm
+    from prefect_plugboard.tune.section import read_study
+
+    template = ModelTemplate(model)
+    args = read_study(template.tune, model.source)
+    template.check(args)
+    check_algorithm(args)
+    return args.num_samples
