@@ -23,9 +23,9 @@ import typing as _t
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import PeakRSS, run_peer  # noqa: E402
+from common import PeakRSS, run_peer
 
-from prefect_plugboard import (  # noqa: E402
+from prefect_plugboard import (
     IO,
     AsyncioConnector,
     Component,
@@ -33,9 +33,9 @@ from prefect_plugboard import (  # noqa: E402
     ConnectorSpec,
     LocalProcess,
 )
-from prefect_plugboard.process import local_process  # noqa: E402
-from prefect_plugboard.process.supervision import Supervisor  # noqa: E402
-from prefect_plugboard.process.tasks import prepare_tag_concurrency  # noqa: E402
+from prefect_plugboard.process import local_process
+from prefect_plugboard.process.supervision import Supervisor
+from prefect_plugboard.process.tasks import prepare_tag_concurrency
 
 
 class Source(Component):

@@ -26,13 +26,13 @@ import typing as _t
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import PeakRSS, run_peer  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.csv as pa_csv  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+from common import PeakRSS, run_peer
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
-from prefect_plugboard import AsyncioConnector, ConnectorSpec, LocalProcess  # noqa: E402
-from prefect_plugboard.library import FileReader, FileWriter  # noqa: E402
+from prefect_plugboard import AsyncioConnector, ConnectorSpec, LocalProcess
+from prefect_plugboard.library import FileReader, FileWriter
 
 
 FIELDS = ["x", "y", "label"]

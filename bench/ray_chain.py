@@ -25,9 +25,9 @@ import ray
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import PeakRSS, run_peer  # noqa: E402
+from common import PeakRSS, run_peer
 
-from prefect_plugboard import (  # noqa: E402
+from prefect_plugboard import (
     IO,
     Component,
     ComponentArgsDict,

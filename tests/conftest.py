@@ -10,11 +10,11 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Iterator
 
-from prefect.settings import PREFECT_API_URL  # noqa: E402
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
-import pytest  # noqa: E402
+from prefect.settings import PREFECT_API_URL
+from prefect.testing.utilities import prefect_test_harness
+import pytest
 
 
 UNREACHABLE_API = "http://127.0.0.1:9/api"

@@ -1,10 +1,12 @@
-"""Helpers shared by the tests: connectors, ports, components, Ray checks, errors, PostgreSQL."""
+"""Helpers shared by the tests: connectors, ports, components, events, Ray checks, errors,
+PostgreSQL, TLS files and the seed."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator
 import contextlib
+import importlib.util
 import math
 import os
 from pathlib import Path
@@ -14,7 +16,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from types import ModuleType
 import typing as _t
+
+from pydantic import BaseModel
 
 from prefect_plugboard import (
     IO,
@@ -24,6 +29,7 @@ from prefect_plugboard import (
     Connector,
     ConnectorSpec,
 )
+from prefect_plugboard.events import Event
 from prefect_plugboard.schemas.status import Status
 from prefect_plugboard.testing import Collector
 
@@ -374,3 +380,65 @@ async def until_closed(reader: asyncio.StreamReader) -> bytes:
     except ConnectionResetError:
         pass
     return data
+
+
+# ----- events ----------------------------------------------------------------------------
+
+
+class Tick(BaseModel):
+    n: int
+
+
+class TickEvent(Event):
+    type: _t.ClassVar[str] = "tick"
+    data: Tick
+
+
+class Clock(Component):
+    """Publishes `ticks` tick events, noting when it published the last."""
+
+    io = IO(output_events=[TickEvent])
+    exports = ["last_at"]
+
+    def __init__(self, ticks: int, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._ticks = ticks
+        self._n = 0
+        self.last_at = 0.0
+
+    async def step(self) -> None:
+        if self._n == self._ticks:
+            await self.io.close()
+            return
+        self.io.queue_event(TickEvent(source=self.name, data=Tick(n=self._n)))
+        self.last_at = time.time()
+        self._n += 1
+
+
+class Listener(Component):
+    """Records the ticks it hears."""
+
+    io = IO(input_events=[TickEvent])
+    exports = ["heard"]
+
+    def __init__(self, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self.heard: list[int] = []
+
+    @TickEvent.handler
+    async def on_tick(self, event: TickEvent) -> None:
+        self.heard.append(event.data.n)
+
+
+# ----- the seed ----------------------------------------------------------------------------
+
+SEED = Path(__file__).resolve().parents[1] / "examples" / "running_in_parallel" / "hello_ray.py"
+
+
+def load_seed() -> ModuleType:
+    """The seed tutorial's module (`examples/running_in_parallel/hello_ray.py`), imported."""
+    spec = importlib.util.spec_from_file_location("hello_ray", SEED)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -664,7 +664,8 @@ def _instantiate(
     kwargs: dict[str, _t.Any] = {
         "components": components,
         "connectors": connectors,
-        "name": spec.args.name,
+        # A model without a name is named after its file, as the Prefect UI then shows it.
+        "name": spec.args.name or (Path(model.source.file).stem if model.source.file else None),
         "parameters": spec.args.parameters,
     }
     prefect = model.spec.prefect

@@ -388,7 +388,7 @@ _RESERVED: frozenset[str] | None = None
 
 
 def _reserved_names() -> frozenset[str]:
-    global _RESERVED  # noqa: PLW0603 - computed once, after Component exists
+    global _RESERVED  # computed once, after Component exists
     if _RESERVED is None:
         public = {n for n in dir(Component) if not n.startswith("_")}
         _RESERVED = frozenset(public | {"name", "status", "parameters", "initial_values"})

@@ -84,7 +84,7 @@ async def publish_graph(process: Process) -> None:
             key=artifact_key(process.name, "graph"),
             description=f"The graph of process {process.name!r}",
         )
-    except Exception:  # noqa: BLE001 - the run matters more than its pictures
+    except Exception:  # the run matters more than its pictures
         _logger.warning("Could not publish the graph of %r", process.name, exc_info=True)
 
 
@@ -102,5 +102,5 @@ async def publish_summary(process: Process, outcome: str) -> None:
             key=artifact_key(process.name, "components"),
             description=f"Process {process.name!r} {outcome}",
         )
-    except Exception:  # noqa: BLE001
+    except Exception:  # the run has ended anyway
         _logger.warning("Could not publish the summary of %r", process.name, exc_info=True)

@@ -76,7 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     deadline = time.monotonic() + 90
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:  # noqa: S310
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.read() == b"true":
                     break
         except OSError:

@@ -21,8 +21,8 @@ from prefect_plugboard import (
     Status,
 )
 from prefect_plugboard.events import StopEvent
+from tests.helpers import Clock, Listener
 from tests.prefect_api import final_flow_run, final_task_runs
-from tests.unit.test_events import Clock, Listener
 
 
 class StopWhenWritten(Component):

@@ -13,16 +13,15 @@ import pytest
 
 from prefect_plugboard import (
     IO,
-    AsyncioConnector,
     Component,
     ComponentError,
-    ConnectorSpec,
     FileWriter,
     LocalProcess,
     Status,
     ValidationError,
 )
 from prefect_plugboard.testing import Collector, FailingComponent, ListSource, PassThrough
+from tests.helpers import Forever, connect
 from tests.prefect_api import (
     eventually,
     final_flow_run,
@@ -30,14 +29,6 @@ from tests.prefect_api import (
     read_artifacts,
     wait_for_log,
 )
-
-
-def connect(*pairs: str, maxsize: int | None = None) -> list[AsyncioConnector]:
-    extra = {} if maxsize is None else {"maxsize": maxsize}
-    return [
-        AsyncioConnector(spec=ConnectorSpec(source=s, target=t), **extra)
-        for s, t in (p.split(" -> ") for p in pairs)
-    ]
 
 
 class Chatty(Component):
@@ -229,11 +220,9 @@ async def _send_sigterm(process: LocalProcess) -> None:
 async def test_a_cancelled_script_run_stops_and_every_task_run_ends_cancelled(
     cancel: _t.Callable[[LocalProcess], _t.Awaitable[None]], reason: str, tmp_path: Path
 ) -> None:
-    from tests.unit.models.shapes import Forever
-
     process = LocalProcess(
         components=[Forever(name="forever", marker=str(tmp_path / "m")), Collector(name="sink")],
-        connectors=connect("forever.n -> sink.x"),
+        connectors=connect("forever.x -> sink.x"),
     )
     running = asyncio.ensure_future(process.run())
     while not process.components["sink"].received:

@@ -13,7 +13,7 @@ import pytest
 from prefect_plugboard import AsyncioConnector, Component, ConnectorSpec, LocalProcess
 from prefect_plugboard.testing import Collector, ListSource, PassThrough
 from tests.prefect_api import settled_task_runs
-from tests.unit.test_properties import dags
+from tests.strategies import dags
 
 
 @pytest.mark.slow  # many flow runs

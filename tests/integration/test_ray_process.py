@@ -32,8 +32,7 @@ from prefect_plugboard.process.supervision import ReportedError
 from prefect_plugboard.testing import Collector, FailingComponent, ListSource, PassThrough
 from tests import helpers
 from tests.conftest import UNREACHABLE_API
-from tests.helpers import Forever, ray_leftovers
-from tests.integration.test_seed import load_seed
+from tests.helpers import Forever, load_seed, ray_leftovers
 from tests.prefect_api import final_flow_run, final_task_runs, wait_for_log
 
 

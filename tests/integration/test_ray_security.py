@@ -100,7 +100,7 @@ async def test_strangers_at_every_listening_port_run_nothing_and_the_model_compl
     marker, gate = tmp_path / "pwned", tmp_path / "gate"
     payload = pickle.dumps([Exploit(f"touch {marker}")])
     control = tmp_path / "control"
-    pickle.loads(pickle.dumps([Exploit(f"touch {control}")]))  # noqa: S301 - the payload is real
+    pickle.loads(pickle.dumps([Exploit(f"touch {control}")]))
     assert control.exists()
 
     items = list(range(200))

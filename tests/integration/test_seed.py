@@ -1,25 +1,16 @@
 """The seed tutorial's code, imports changed, on LocalProcess."""
 
 import csv
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from prefect_plugboard import Status
+from tests.helpers import load_seed
 from tests.prefect_api import final_flow_run, final_task_runs, wait_for_log
 
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "running_in_parallel" / "hello_ray.py"
-
-
-def load_seed() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hello_ray", SEED)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow  # the seed's sleeps: 1.5 s an iteration

@@ -41,7 +41,7 @@ class Peer:
             "PLUGBOARD_IO_READ_TIMEOUT": "1",  # its event models end on this poll
             "PLUGBOARD_LOG_LEVEL": "ERROR",
         }
-        result = subprocess.run(  # noqa: S603 - our own script, the peer's interpreter
+        result = subprocess.run(
             [str(self.python), "-c", textwrap.dedent(script)],
             cwd=cwd,
             env=env,

@@ -150,7 +150,7 @@ async def test_a_constraint_ends_the_run_naming_it(kind: str) -> None:
 
 def start_script(prefect_api: str, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(  # noqa: S603 - our own script
+    return subprocess.Popen(
         [sys.executable, str(SCRIPTS / "interrupt.py"), *args],
         env=env,
         stdout=subprocess.PIPE,
@@ -231,7 +231,7 @@ async def test_state_is_read_from_the_flow_and_task_runs(prefect_api: str) -> No
     component = await state.get_component("b")
     assert component["status"] == "completed" and component["state_name"] == "Completed"
     # The same, from another Python process that only knows the job id.
-    reader = subprocess.run(  # noqa: S603 - our own code
+    reader = subprocess.run(
         [
             sys.executable,
             "-c",

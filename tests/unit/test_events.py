@@ -3,7 +3,6 @@
 import asyncio
 import csv
 from pathlib import Path
-import time
 import typing as _t
 
 from hypothesis import given, settings, strategies as st
@@ -23,51 +22,7 @@ from prefect_plugboard import (
 )
 from prefect_plugboard.events import Event, EventConnectorBuilder, StopEvent
 from prefect_plugboard.testing import Collector, ListSource, run_in_memory
-
-
-class Tick(BaseModel):
-    n: int
-
-
-class TickEvent(Event):
-    type: _t.ClassVar[str] = "tick"
-    data: Tick
-
-
-class Clock(Component):
-    """Publishes `ticks` tick events, noting when it published the last."""
-
-    io = IO(output_events=[TickEvent])
-    exports = ["last_at"]
-
-    def __init__(self, ticks: int, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
-        super().__init__(**kwargs)
-        self._ticks = ticks
-        self._n = 0
-        self.last_at = 0.0
-
-    async def step(self) -> None:
-        if self._n == self._ticks:
-            await self.io.close()
-            return
-        self.io.queue_event(TickEvent(source=self.name, data=Tick(n=self._n)))
-        self.last_at = time.time()
-        self._n += 1
-
-
-class Listener(Component):
-    """Records the ticks it hears."""
-
-    io = IO(input_events=[TickEvent])
-    exports = ["heard"]
-
-    def __init__(self, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
-        super().__init__(**kwargs)
-        self.heard: list[int] = []
-
-    @TickEvent.handler
-    async def on_tick(self, event: TickEvent) -> None:
-        self.heard.append(event.data.n)
+from tests.helpers import Clock, Listener, TickEvent
 
 
 async def test_every_listener_hears_every_tick_and_the_run_ends_by_itself() -> None:

@@ -15,6 +15,7 @@ from prefect_plugboard import (
     LocalProcess,
 )
 from prefect_plugboard.testing import Collector, ListSource, PassThrough, run_in_memory
+from tests.strategies import dags
 
 
 sizes = st.one_of(st.just(0), st.integers(min_value=1, max_value=4))
@@ -123,17 +124,6 @@ def test_a_loop_with_initial_values_runs_every_round(limit: int, hops: int, maxs
         )
     )
     assert tap.received == list(range(1, limit))
-
-
-@st.composite
-def dags(draw: st.DrawFn) -> tuple[int, list[tuple[int, int]]]:
-    """A random DAG over nodes 0..n-1 (edges go forward; node 0 is the only source)."""
-    n = draw(st.integers(2, 7))
-    edges: set[tuple[int, int]] = set()
-    for target in range(1, n):
-        sources = draw(st.sets(st.integers(0, target - 1), min_size=1, max_size=target))
-        edges |= {(s, target) for s in sources}
-    return n, sorted(edges)
 
 
 @PROFILE

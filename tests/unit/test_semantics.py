@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from pathlib import Path
 import typing as _t
 
 import pytest
@@ -23,14 +24,7 @@ from prefect_plugboard.testing import (
     PassThrough,
     run_in_memory,
 )
-
-
-def connect(*pairs: str, maxsize: int | None = None) -> list[AsyncioConnector]:
-    extra = {} if maxsize is None else {"maxsize": maxsize}
-    return [
-        AsyncioConnector(spec=ConnectorSpec(source=s, target=t), **extra)
-        for s, t in (p.split(" -> ") for p in pairs)
-    ]
+from tests.helpers import Forever, connect
 
 
 async def test_a_chain_delivers_every_value_in_order() -> None:
@@ -181,22 +175,8 @@ async def test_process_parameters_merge_under_each_components_own() -> None:
     assert sink.received == [(2, 1)]
 
 
-class Forever(Component):
-    """A source that never closes; records that destroy() ran."""
-
-    io = IO(outputs=["x"])
-    destroyed = False
-
-    async def step(self) -> None:
-        self.x = 1
-        await asyncio.sleep(0)
-
-    async def destroy(self) -> None:
-        Forever.destroyed = True
-
-
-async def test_a_failure_stops_every_other_component_at_once() -> None:
-    Forever.destroyed = False
+async def test_a_failure_stops_every_other_component_at_once(tmp_path: Path) -> None:
+    busy = tmp_path / "busy"
     boom = ValueError("boom")
     sink = Collector(name="sink")
     process = LocalProcess(
@@ -204,7 +184,7 @@ async def test_a_failure_stops_every_other_component_at_once() -> None:
             ListSource(name="src", items=range(10)),
             FailingComponent(name="bad", fail_on_step=3, error=boom),
             sink,
-            Forever(name="busy"),
+            Forever(name="busy", marker=str(busy), pause=0),
         ],
         connectors=connect("src.x -> bad.x", "bad.y -> sink.x"),
     )
@@ -216,7 +196,7 @@ async def test_a_failure_stops_every_other_component_at_once() -> None:
     assert "'bad'" in str(info.value) and "boom" in str(info.value)
     assert process.components["bad"].status is Status.FAILED
     assert process.components["busy"].status is Status.STOPPED
-    assert Forever.destroyed
+    assert busy.read_text() == "destroyed"
     assert sink.received == [0, 1]
 
 

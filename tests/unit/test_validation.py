@@ -6,21 +6,13 @@ import pytest
 
 from prefect_plugboard import (
     IO,
-    AsyncioConnector,
     Component,
     ComponentArgsDict,
-    ConnectorSpec,
     LocalProcess,
     ValidationError,
 )
 from prefect_plugboard.testing import Collector, ListSource, PassThrough, run_in_memory
-
-
-def connect(*pairs: str) -> list[AsyncioConnector]:
-    return [
-        AsyncioConnector(spec=ConnectorSpec(source=s, target=t))
-        for s, t in (p.split(" -> ") for p in pairs)
-    ]
+from tests.helpers import connect
 
 
 class Spy(PassThrough):

@@ -393,3 +393,15 @@ def test_the_schema_is_what_the_cli_prints() -> None:
     result = CliRunner().invoke(app, ["schema"])
     assert result.exit_code == 0
     assert json.loads(result.stdout) == SCHEMA
+
+
+def test_a_model_without_a_name_is_named_after_its_file(folder: Path) -> None:
+    named = yaml.safe_load(BASE)
+    assert named["plugboard"]["process"]["args"]["name"]
+    del named["plugboard"]["process"]["args"]["name"]
+    (folder / "seed-model.yaml").write_text(yaml.safe_dump(named))
+    process = build_process(load_model(folder / "seed-model.yaml"))
+    assert process.name == "seed-model"
+    assert process.flow_name == "seed-model"  # also what the Prefect UI shows, and its keys
+    from_dict = build_process(load_model(named))
+    assert from_dict.name.startswith("LocalProcess_")  # no file, no name to take

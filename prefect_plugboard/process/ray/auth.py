@@ -100,15 +100,15 @@ class Claim:
     max_frame: int
 
 
-class Refused(Exception):  # noqa: N818 - a verdict on a peer, not a failure of ours
+class Refused(Exception):  # a verdict on a peer, not a failure of ours
     """The receiver's verdict on a connection that did not prove it belongs to the run."""
 
 
-class Impostor(Exception):  # noqa: N818 - a verdict on a peer, not a failure of ours
+class Impostor(Exception):  # a verdict on a peer, not a failure of ours
     """What the sender concluded of a receiver that did not prove it belongs to the run."""
 
 
-class Unanswered(Exception):  # noqa: N818 - a verdict on a peer, not a failure of ours
+class Unanswered(Exception):  # a verdict on a peer, not a failure of ours
     """The receiver closed the connection instead of answering the sender's claim."""
 
 

@@ -194,7 +194,7 @@ def shared_coordinator() -> _t.Any:
     placed and dies with the driver. A new Ray connection (after `ray.shutdown()`) gets a new
     one.
     """
-    global _SHARED  # noqa: PLW0603 - one coordinator per driver and Ray connection
+    global _SHARED  # one coordinator per driver and Ray connection
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 

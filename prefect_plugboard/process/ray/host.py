@@ -371,7 +371,7 @@ class _Slot:
         try:
             if self._runner is not None:
                 await self._runner.discard()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - reported: its destroy() raised
             self._end(exc)
             return
         self.component.status = Status.STOPPED

@@ -423,7 +423,7 @@ class RayRun:
 
 def _host_task() -> _t.Any:
     """The Ray remote function of a host (made once per process)."""
-    global _HOST_TASK  # noqa: PLW0603 - one remote function, exported to Ray once
+    global _HOST_TASK  # one remote function, exported to Ray once
     if _HOST_TASK is None:
         import ray
 

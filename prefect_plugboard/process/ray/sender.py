@@ -292,7 +292,7 @@ def _retry_pause(attempt: int) -> float:
     return min(1.0, 0.05 * 2.0**attempt)
 
 
-class _TryAgain(Exception):  # noqa: N818 - a signal, not an error
+class _TryAgain(Exception):  # a signal, not an error
     """The receiver closed the connection during the handshake: refused for now, or closing.
 
     Attributes:

@@ -73,7 +73,7 @@ class Save(Component):
         self._path = path
 
     async def init(self) -> None:
-        self._f = open(self._path, "w")  # noqa: SIM115 - closed in destroy()
+        self._f = open(self._path, "w")
 
     async def step(self) -> None:
         self._f.write(f"{self.value_to_save}\n")

@@ -34,7 +34,7 @@ class B(Component):
         self._path = path
 
     async def init(self) -> None:
-        self._f = open(self._path, "w")  # noqa: SIM115 - closed in destroy()
+        self._f = open(self._path, "w")
 
     async def step(self) -> None:
         self._f.write(f"{2 * self.in_1}\n")
