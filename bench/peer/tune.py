@@ -23,7 +23,7 @@ import ray
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tune_peer_model import burn  # noqa: E402
+from tune_peer_model import burn
 
 
 def main() -> None:

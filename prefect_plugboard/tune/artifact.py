@@ -72,7 +72,7 @@ async def publish_trials(study_name: str, results: StudyResults, outcome: str) -
             key=artifact_key(study_name, "trials"),
             description=f"Study {study_name!r} {outcome}: {_summary(results)}",
         )
-    except Exception:  # noqa: BLE001 - the study's results matter more than the table
+    except Exception:  # the study's results matter more than the table
         _logger.warning("Could not publish the trials of study %r", study_name, exc_info=True)
 
 

@@ -101,7 +101,8 @@ class ModelTemplate:
     @property
     def flow_name(self) -> str:
         """The name of the flow each trial is a run of: the model's, as `run` names it."""
-        named = self.model.spec.prefect.flow_name or self.model.process.args.name
+        settings, args = self.model.spec.prefect, self.model.process.args
+        named = settings.flow_name or args.name or (self.name if self._source.file else None)
         return named or self._process_cls.flow_name_default
 
     @property
@@ -117,6 +118,7 @@ class ModelTemplate:
         """
         data = self.model.spec.model_dump(exclude_unset=True)
         trial = load_model(data, overrides=overrides)
+        trial.source = self._source  # an unnamed model's process takes its file's name
         trial.base_dir = self._base_dir
         return _t.cast("RayProcess", build_process(trial))
 
