@@ -52,6 +52,7 @@ if _t.TYPE_CHECKING:
         ProcessStateError as ProcessStateError,
         RayConnectionError as RayConnectionError,
         ResourceError as ResourceError,
+        StudyError as StudyError,
         ValidationError as ValidationError,
     )
     from prefect_plugboard.library import (
@@ -71,6 +72,7 @@ if _t.TYPE_CHECKING:
         Resource as Resource,
         Status as Status,
     )
+    from prefect_plugboard.tune import Tuner as Tuner
 
 
 __version__ = "0.1.0"
@@ -115,6 +117,8 @@ _PUBLIC: dict[str, str] = {
     "RayConnectionError": "prefect_plugboard.exceptions",
     "ResourceError": "prefect_plugboard.exceptions",
     "Status": "prefect_plugboard.schemas",
+    "StudyError": "prefect_plugboard.exceptions",
+    "Tuner": "prefect_plugboard.tune",
     "ValidationError": "prefect_plugboard.exceptions",
 }
 
@@ -155,6 +159,8 @@ __all__ = [
     "ResourceError",
     "Status",
     "StopEvent",
+    "StudyError",
+    "Tuner",
     "ValidationError",
     "__version__",
     "build_flow",

@@ -12,6 +12,7 @@ PlugboardError
 ├── ComponentError                      a component raised; `.component`; the cause is kept
 │   └── ComponentCrashedError           the worker running a component died
 ├── ConstraintError                     a component found a constraint violated; `.objective_value`
+├── StudyError                          a study ended without a completed trial; `.results`
 ├── ProcessStateError (RuntimeError)    a process method was called in the wrong state
 │   └── NotInitialisedError             `step()` before `init()`
 ├── IOStreamClosedError                 a component's stream has ended (e.g. a reader's)
@@ -45,6 +46,7 @@ __all__ = [
     "ProcessStateError",
     "RayConnectionError",
     "ResourceError",
+    "StudyError",
     "ValidationError",
 ]
 
@@ -150,6 +152,18 @@ class IOStreamClosedError(PlugboardError):
     it sees this error. A `step()` that raises it ends the component as `io.close()` does
     (e.g. a `DataReader` stepped past its last row).
     """
+
+
+class StudyError(PlugboardError):
+    """A study of a model ended without a completed trial (each failed, or it was cancelled).
+
+    Attributes:
+        results: The study's trials (`prefect_plugboard.tune.StudyResults`), with their errors.
+    """
+
+    def __init__(self, message: str, results: object = None) -> None:
+        super().__init__(message)
+        self.results = results
 
 
 class ProcessStateError(PlugboardError, RuntimeError):

@@ -83,6 +83,20 @@ async def final_flow_run(flow_run_id: UUID | None, timeout: float = 20.0) -> Flo
     )
 
 
+async def child_flow_runs(flow_run_id: UUID) -> list[FlowRun]:
+    """The flow runs whose parent is `flow_run_id` (its subflow runs), oldest first."""
+    from prefect.client.schemas.filters import FlowRunFilterParentFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async with get_client() as client:
+        return await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+        )
+
+
 async def task_run_logs(task_run_id: UUID) -> list[Log]:
     async with get_client() as client:
         return await client.read_logs(

@@ -100,8 +100,27 @@ def validate(
 ) -> None:
     """Check a model without running it: every problem, with its place in the file."""
     process = _build(file, process_type, param)
-    console.print(f"[green]✓[/green] {file} is valid: {_summary(process)}.")
+    study = _check_study(file, process_type, param)
+    console.print(f"[green]✓[/green] {file} is valid: {_summary(process)}{study}.")
     console.print(f"Run it with:\n  prefect-plugboard run {file}")
+    if study:
+        console.print(f"Tune it with:\n  prefect-plugboard tune {file}")
+
+
+def _check_study(file: Path, process_type: ProcessType | None, params: list[str] | None) -> str:
+    """Checks a model's `tune:` section, if it has one (needs the tune extra)."""
+    model = _load(file, process_type, params)
+    if model.spec.plugboard.tune is None:
+        return ""
+    try:
+        from prefect_plugboard.tune.template import check_study
+    except ImportError:
+        return "; its tune: section is not checked (pip install 'prefect-plugboard[tune]')"
+    try:
+        trials = check_study(model)
+    except Exception as exc:  # noqa: BLE001 - every error is reported the same way
+        _fail(exc)
+    return f"; its study: {trials} trials"
 
 
 @app.command()
@@ -187,6 +206,47 @@ def schema(
     output.write_text(text + "\n", encoding="utf-8")
     console.print(f"Wrote the schema to {output}. Point your editor at it, e.g. first line:")
     console.print(f"  # yaml-language-server: $schema={output}", markup=False)
+
+
+@app.command()
+def tune(
+    file: FileArgument,
+    process_type: ProcessTypeOption = None,
+    param: ParamOption = None,
+    num_samples: _t.Annotated[
+        int | None, typer.Option("--num-samples", min=1, help="Trials, in place of the model's.")
+    ] = None,
+    max_concurrent: _t.Annotated[
+        int | None,
+        typer.Option("--max-concurrent", min=1, help="Trials at once, in place of the model's."),
+    ] = None,
+    study_name: _t.Annotated[
+        str | None, typer.Option("--study-name", help="The study's name (Optuna, Prefect tags).")
+    ] = None,
+    ray_address: _t.Annotated[
+        str | None, typer.Option("--ray-address", help="The Ray cluster to run the trials on.")
+    ] = None,
+) -> None:
+    """Tune a model's parameters (its `tune:` section): each trial a child flow run."""
+    try:
+        from prefect_plugboard.tune.command import run_tune_command
+    except ImportError as exc:
+        _fail(
+            RuntimeError(
+                f"tuning needs the tune extra: pip install 'prefect-plugboard[tune]' ({exc})"
+            )
+        )
+    code = run_tune_command(
+        file,
+        process_type=process_type.value if process_type else None,
+        params=param,
+        num_samples=num_samples,
+        max_concurrent=max_concurrent,
+        study_name=study_name,
+        ray_address=ray_address,
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

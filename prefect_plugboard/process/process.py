@@ -82,6 +82,11 @@ class Process(ABC):
     flow_name_default: _t.ClassVar[str] = "plugboard-process"
     default_connector: _t.ClassVar[type[Connector]] = Connector
     """The connector class built from bare specs when no `connector_builder` is given."""
+    publish_artifacts: bool = True
+    """Whether a run publishes the graph and the components' summary on its flow run."""
+    watch_cancellation: bool = True
+    """Whether a run watches its flow run for a cancellation from Prefect. A supervisor of
+    many runs (a study over its trials) may watch them all at once instead."""
 
     def __init__(
         self,
@@ -328,12 +333,12 @@ class Process(ABC):
         context = FlowRunContext.get()
         if context is not None and context.flow_run is not None:
             self.flow_run_id = context.flow_run.id
-        graph = asyncio.ensure_future(publish_graph(self))
+        graph = asyncio.ensure_future(publish_graph(self)) if self.publish_artifacts else None
         watch = (
             asyncio.ensure_future(
                 watch_for_cancellation(self.flow_run_id, self._cancelled_from_prefect)
             )
-            if self.flow_run_id is not None
+            if self.flow_run_id is not None and self.watch_cancellation
             else None
         )
         outcome = "failed"
@@ -357,8 +362,9 @@ class Process(ABC):
             if watch is not None:
                 watch.cancel()
             self._settle_components()
-            await graph
-            await publish_summary(self, outcome)
+            if graph is not None:
+                await graph
+                await publish_summary(self, outcome)
 
     def _cancelled_from_prefect(self) -> None:
         self._cancel(CANCELLED_FROM_PREFECT)

@@ -29,6 +29,7 @@ class Run:
     rows: dict[str, int] = field(default_factory=dict)
     prints: str = ""
     ray: str = ""  # "join" the session's cluster, or "own" Ray started by the example
+    command: str = "run"  # how `prefect-plugboard` runs a YAML model
 
     @property
     def id(self) -> str:
@@ -54,6 +55,14 @@ RUNS = [
         "running_in_parallel/resources_example.py",
         prints=f"Final result from GPU task: {sum(i**2 for i in range(40000)) * 2}",
         ray="join",
+    ),
+    Run("tuning/hello_tuner.py", ("6",), prints="Best max height:", ray="join"),
+    Run(
+        "tuning/model-with-tuner.yaml",
+        ("--num-samples", "6"),
+        prints="6 of 6 trials completed",
+        ray="join",
+        command="tune",
     ),
 ]
 
@@ -89,7 +98,7 @@ def test_example_runs_as_a_script(
         env["RAY_ADDRESS"] = request.getfixturevalue("ray_address")
         env["RAY_AUTH_MODE"] = "token"  # Ray 2.60 asks a joining driver for its token
     command = (
-        [str(Path(sys.executable).parent / "prefect-plugboard"), "run"]
+        [str(Path(sys.executable).parent / "prefect-plugboard"), run.command]
         if run.script.endswith(".yaml")
         else [sys.executable]
     )

@@ -118,3 +118,24 @@ def test_diagram_prints_mermaid_and_a_link(tmp_path: Path, prefect_api: str) -> 
     ) in lines
     assert len(lines) == 6
     assert "https://mermaid.live/edit#pako:" in result.stderr
+
+
+def test_validate_checks_a_models_study_with_the_lines_of_its_problems(
+    tmp_path: Path, prefect_api: str
+) -> None:
+    tuning = ROOT / "examples" / "tuning"
+    good = cli("validate", str(tuning / "model-with-tuner.yaml"), cwd=tmp_path, api=prefect_api)
+    assert good.returncode == 0, good.stderr[-3000:]
+    assert "its study: 40 trials" in good.stdout and "prefect-plugboard tune" in good.stdout
+    shutil.copy(tuning / "projectile.py", tmp_path / "projectile.py")
+    text = (tuning / "model-with-tuner.yaml").read_text()
+    (tmp_path / "bad.yaml").write_text(
+        text.replace("field_name: angle", "field_name: angel").replace(
+            "object_name: max-height", "object_name: max-hieght"
+        )
+    )
+    bad = cli("validate", "bad.yaml", cwd=tmp_path, api=prefect_api)
+    assert bad.returncode == 1
+    assert "2 problems in the study" in bad.stderr
+    assert "bad.yaml:29" in bad.stderr and "no argument 'angel'; did you mean 'angle'" in bad.stderr
+    assert "no component 'max-hieght'; did you mean 'max-height'" in bad.stderr

@@ -399,3 +399,47 @@ async def test_a_long_run_keeps_sending_heartbeats_while_its_components_work(
     )
     assert (beats[-1].occurred - beats[0].occurred).total_seconds() >= 29
     assert flow_run.start_time < beats[-1].occurred < flow_run.end_time
+
+
+@pytest.mark.ray
+async def test_the_tuning_deployment_of_prefect_yaml_runs_a_study_of_child_runs(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "prefect.yaml", project / "prefect.yaml")
+    shutil.copytree(ROOT / "flows", project / "flows")
+    shutil.copytree(ROOT / "examples" / "tuning", project / "examples" / "tuning")
+    pool = run(
+        [str(BIN / "prefect"), "work-pool", "create", "plugboard", "--type", "process"],
+        server,
+        project,
+    )
+    assert pool.returncode == 0 or "already exists" in pool.stdout + pool.stderr, pool.stdout
+    deployed = run(
+        [str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "projectile"], server, project
+    )
+    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+    command = [
+        *("deployment", "run", "tune/projectile", "--watch", "--watch-interval", "1"),
+        *("-p", "num_samples=3", "-p", "max_concurrent=2", "-p", "study_name=deployed"),
+    ]
+    with working("plugboard", server, project):
+        result = run([str(BIN / "prefect"), *command], server, project, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    study_id = flow_run_id_of(result.stdout)
+
+    async def children(client: _t.Any) -> list[_t.Any]:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+        return list(
+            await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[study_id])
+                )
+            )
+        )
+
+    trials = await api(server, children)
+    assert sorted(r.name for r in trials) == [f"deployed-trial-{n}" for n in range(3)]
+    assert all(r.state.is_completed() for r in trials)

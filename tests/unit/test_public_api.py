@@ -22,6 +22,11 @@ SEED_NAMES = {
     "prefect_plugboard.library": ["FileWriter", "FileReader"],
     "prefect_plugboard.library.file_io": ["FileWriter", "FileReader"],
 }
+TUNE_NAMES = {  # plugboard's tutorial on tuning imports these
+    "prefect_plugboard.schemas": ["FloatParameterSpec", "ObjectiveSpec"],
+    "prefect_plugboard.tune": ["Tuner"],
+    "prefect_plugboard.exceptions": ["ConstraintError"],
+}
 
 
 @pytest.mark.parametrize("module", sorted(SEED_NAMES))
@@ -31,14 +36,26 @@ def test_seed_names_import_from_the_plugboard_style_modules(module: str) -> None
         assert getattr(imported, name) is getattr(prefect_plugboard, name), name
 
 
+@pytest.mark.parametrize("module", sorted(TUNE_NAMES))
+def test_the_tuning_tutorials_names_import_from_the_plugboard_style_modules(module: str) -> None:
+    imported = importlib.import_module(module)
+    for name in TUNE_NAMES[module]:
+        assert getattr(imported, name) is getattr(
+            importlib.import_module("prefect_plugboard.tune"), name
+        )
+
+
 def test_lazy_exports_match_their_lists() -> None:
     process = importlib.import_module("prefect_plugboard.process")
     library = importlib.import_module("prefect_plugboard.library")
-    for module in (prefect_plugboard, process, library):
+    tune = importlib.import_module("prefect_plugboard.tune")
+    for module in (prefect_plugboard, process, library, tune):
         public = set(module._PUBLIC)
         assert public == set(module.__all__) - {"__version__"}
         for name in public:
             assert name in dir(module)
+    schemas = importlib.import_module("prefect_plugboard.schemas")
+    assert set(schemas._PUBLIC) <= set(schemas.__all__)
 
 
 def test_every_public_name_is_exported_from_the_package() -> None:
@@ -53,11 +70,13 @@ def test_every_public_name_is_exported_from_the_package() -> None:
 
 FIXED_SLEEP = re.compile(
     r"time\.sleep\(|(asyncio|anyio)\.sleep\((?!0\))(?!CANCEL_POLL_INTERVAL\))(?!_retry_pause\()"
+    r"(?!busy_backoff\))"
 )
 # The timed waits allowed: reading a flow run's state as a fallback to hearing its
-# Cancelling event (another process's temporary API server emits no events we can hear); and
-# a stream sender's growing pause before it tries again a handshake its receiver turned away
-# (too many strangers' connections were waiting: nothing to wait on but time).
+# Cancelling event (another process's temporary API server emits no events we can hear); a
+# stream sender's growing pause before it tries again a handshake its receiver turned away
+# (too many strangers' connections were waiting: nothing to wait on but time); and the
+# pause before asking again a Prefect API whose database was busy (it answered 503).
 
 
 def test_no_fixed_sleeps_in_the_package() -> None:
