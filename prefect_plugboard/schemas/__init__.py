@@ -1,5 +1,7 @@
 """Schemas: the pydantic models and typed dicts describing components, connectors, resources.
 
+Names are imported on first use: a Ray worker needs the resources, not the YAML models.
+
 The tuning specs (`FloatParameterSpec`, `ObjectiveSpec`, ...) are here too, as in plugboard;
 they live in `prefect_plugboard.tune.specs` and load on first use.
 """
@@ -9,21 +11,28 @@ from __future__ import annotations
 import typing as _t
 
 from prefect_plugboard._lazy import lazy_exports
-from prefect_plugboard.schemas.component import ComponentArgsDict
-from prefect_plugboard.schemas.config import (
-    ComponentArgsSpec,
-    ComponentSpec,
-    ConfigSpec,
-    ConnectorBuilderSpec,
-    ProcessArgsSpec,
-    ProcessSpec,
-)
-from prefect_plugboard.schemas.connector import ConnectorMode, ConnectorSocket, ConnectorSpec
-from prefect_plugboard.schemas.resource import Resource, parse_quantity
-from prefect_plugboard.schemas.status import Status
 
 
 if _t.TYPE_CHECKING:
+    from prefect_plugboard.schemas.component import ComponentArgsDict as ComponentArgsDict
+    from prefect_plugboard.schemas.config import (
+        ComponentArgsSpec as ComponentArgsSpec,
+        ComponentSpec as ComponentSpec,
+        ConfigSpec as ConfigSpec,
+        ConnectorBuilderSpec as ConnectorBuilderSpec,
+        ProcessArgsSpec as ProcessArgsSpec,
+        ProcessSpec as ProcessSpec,
+    )
+    from prefect_plugboard.schemas.connector import (
+        ConnectorMode as ConnectorMode,
+        ConnectorSocket as ConnectorSocket,
+        ConnectorSpec as ConnectorSpec,
+    )
+    from prefect_plugboard.schemas.resource import (
+        Resource as Resource,
+        parse_quantity as parse_quantity,
+    )
+    from prefect_plugboard.schemas.status import Status as Status
     from prefect_plugboard.tune.specs import (
         CategoricalParameterSpec as CategoricalParameterSpec,
         Direction as Direction,
@@ -38,7 +47,23 @@ if _t.TYPE_CHECKING:
     )
 
 _TUNE_SPECS = "prefect_plugboard.tune.specs"
+_CONFIG = "prefect_plugboard.schemas.config"
 _PUBLIC: dict[str, str] = {
+    "ComponentArgsDict": "prefect_plugboard.schemas.component",
+    "ComponentArgsSpec": _CONFIG,
+    "ComponentSpec": _CONFIG,
+    "ConfigSpec": _CONFIG,
+    "ConnectorBuilderSpec": _CONFIG,
+    "ProcessArgsSpec": _CONFIG,
+    "ProcessSpec": _CONFIG,
+    "ConnectorMode": "prefect_plugboard.schemas.connector",
+    "ConnectorSocket": "prefect_plugboard.schemas.connector",
+    "ConnectorSpec": "prefect_plugboard.schemas.connector",
+    "Resource": "prefect_plugboard.schemas.resource",
+    "parse_quantity": "prefect_plugboard.schemas.resource",
+    "Status": "prefect_plugboard.schemas.status",
+}
+_PUBLIC |= {
     name: _TUNE_SPECS
     for name in (
         "CategoricalParameterSpec",
