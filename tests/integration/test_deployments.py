@@ -147,17 +147,30 @@ def background(
         stop(process, signal.SIGINT)
 
 
+def deployment_exists(name: str, env: dict[str, str]) -> bool:
+    """Whether the API knows the deployment `name` (`flow/deployment`)."""
+    from prefect.exceptions import ObjectNotFound
+
+    with (
+        temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}),
+        get_client(sync_client=True) as client,
+    ):
+        try:
+            client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return False
+    return True
+
+
 @contextlib.contextmanager
 def serving(model: Path, name: str, env: dict[str, str], cwd: Path, *extra: str) -> Iterator[None]:
     argv = [str(BIN / "prefect-plugboard"), "serve", str(model), "--name", name, *extra]
     with background(argv, env, cwd, capture=True) as process:
         deadline = time.monotonic() + 60
-        while run(
-            [str(BIN / "prefect"), "deployment", "inspect", f"run-process/{name}"], env, cwd
-        ).returncode:
+        while not deployment_exists(f"run-process/{name}", env):
             assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
             assert time.monotonic() < deadline, "the deployment never appeared"
-            time.sleep(0.5)
+            time.sleep(0.2)
         yield
 
 
@@ -165,6 +178,35 @@ def serving(model: Path, name: str, env: dict[str, str], cwd: Path, *extra: str)
 def working(pool: str, env: dict[str, str], cwd: Path) -> Iterator[None]:
     """A `prefect worker start --pool POOL` for the time of the block."""
     with background([str(BIN / "prefect"), "worker", "start", "--pool", pool], env, cwd):
+        yield
+
+
+@pytest.fixture(scope="module")
+def project(server: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository's Prefect project (`prefect.yaml`, `flows/`, the examples it
+    names) and its work pool, `plugboard`."""
+    folder = tmp_path_factory.mktemp("project")
+    shutil.copy(ROOT / "prefect.yaml", folder / "prefect.yaml")
+    shutil.copytree(ROOT / "flows", folder / "flows")
+    for example in ("events", "tuning"):
+        shutil.copytree(ROOT / "examples" / example, folder / "examples" / example)
+    pool = run(
+        [str(BIN / "prefect"), "work-pool", "create", "plugboard", "--type", "process"],
+        server,
+        folder,
+    )
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pool_worker(server: dict[str, str], project: Path, ray_address: str) -> Iterator[None]:
+    """One `prefect worker start --pool plugboard`, in the project, for the module's tests.
+
+    Its runs join the session's Ray cluster, as runs on a cluster's machines would.
+    """
+    env = {**server, "RAY_ADDRESS": ray_address, "RAY_AUTH_MODE": "token"}
+    with working("plugboard", env, project):
         yield
 
 
@@ -202,16 +244,11 @@ async def test_a_served_model_runs_with_prefect_deployment_run(
     assert any("```mermaid" in str(a.data) for a in found)
 
 
+@pytest.mark.usefixtures("pool_worker")
 async def test_a_model_on_a_process_work_pool_runs_through_a_worker(
     server: dict[str, str], tmp_path: Path
 ) -> None:
     folder = model_folder(tmp_path, SEED / "model.yaml", SEED / "hello_ray.py")
-    created = run(
-        [str(BIN / "prefect"), "work-pool", "create", "plugboard-pool", "--type", "process"],
-        server,
-        tmp_path,
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
     deployed = run(
         [
             str(BIN / "prefect-plugboard"),
@@ -220,7 +257,7 @@ async def test_a_model_on_a_process_work_pool_runs_through_a_worker(
             "--name",
             "pooled",
             "--pool",
-            "plugboard-pool",
+            "plugboard",
             "-p",
             "component.input.arg.iters=2",
         ],
@@ -228,9 +265,8 @@ async def test_a_model_on_a_process_work_pool_runs_through_a_worker(
         tmp_path,
     )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    assert "prefect worker start --pool plugboard-pool" in deployed.stdout
-    with working("plugboard-pool", server, tmp_path):
-        result = watch_deployment("pooled", server, tmp_path)
+    assert "prefect worker start --pool plugboard" in deployed.stdout
+    result = watch_deployment("pooled", server, tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with (folder / "ray.csv").open() as f:  # the worker runs in the model's folder
         assert len(list(csv.reader(f))) == 3
@@ -312,29 +348,51 @@ async def test_cancelling_a_deployment_run_stops_everything_and_ends_cancelled(
         time.sleep(0.5)
 
 
+@pytest.mark.usefixtures("pool_worker")
 async def test_the_example_deployments_of_prefect_yaml_deploy_and_run(
-    server: dict[str, str], tmp_path: Path
+    server: dict[str, str], project: Path
 ) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(ROOT / "prefect.yaml", project / "prefect.yaml")
-    shutil.copytree(ROOT / "flows", project / "flows")
-    shutil.copytree(ROOT / "examples" / "events", project / "examples" / "events")
-    pool = run(
-        [str(BIN / "prefect"), "work-pool", "create", "plugboard", "--type", "process"],
-        server,
-        project,
-    )
-    assert pool.returncode == 0, pool.stdout + pool.stderr
     deployed = run(
         [str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "clock-model"], server, project
     )
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
-    with working("plugboard", server, project):
-        result = watch_deployment("clock-model", server, project)
+    result = watch_deployment("clock-model", server, project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with (project / "actions.csv").open() as f:
         assert len(list(csv.reader(f))) == 7
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("pool_worker")
+async def test_the_tuning_deployment_of_prefect_yaml_runs_a_study_of_child_runs(
+    server: dict[str, str], project: Path
+) -> None:
+    deployed = run(
+        [str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "projectile"], server, project
+    )
+    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+    command = [
+        *("deployment", "run", "tune/projectile", "--watch", "--watch-interval", "1"),
+        *("-p", "num_samples=3", "-p", "max_concurrent=2", "-p", "study_name=deployed"),
+    ]
+    result = run([str(BIN / "prefect"), *command], server, project, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    study_id = flow_run_id_of(result.stdout)
+
+    async def children(client: _t.Any) -> list[_t.Any]:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+        return list(
+            await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[study_id])
+                )
+            )
+        )
+
+    trials = await api(server, children)
+    assert sorted(r.name for r in trials) == [f"deployed-trial-{n}" for n in range(3)]
+    assert all(r.state.is_completed() for r in trials)
 
 
 @pytest.fixture(scope="module")
@@ -399,47 +457,3 @@ async def test_a_long_run_keeps_sending_heartbeats_while_its_components_work(
     )
     assert (beats[-1].occurred - beats[0].occurred).total_seconds() >= 29
     assert flow_run.start_time < beats[-1].occurred < flow_run.end_time
-
-
-@pytest.mark.ray
-async def test_the_tuning_deployment_of_prefect_yaml_runs_a_study_of_child_runs(
-    server: dict[str, str], tmp_path: Path
-) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(ROOT / "prefect.yaml", project / "prefect.yaml")
-    shutil.copytree(ROOT / "flows", project / "flows")
-    shutil.copytree(ROOT / "examples" / "tuning", project / "examples" / "tuning")
-    pool = run(
-        [str(BIN / "prefect"), "work-pool", "create", "plugboard", "--type", "process"],
-        server,
-        project,
-    )
-    assert pool.returncode == 0 or "already exists" in pool.stdout + pool.stderr, pool.stdout
-    deployed = run(
-        [str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "projectile"], server, project
-    )
-    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
-    command = [
-        *("deployment", "run", "tune/projectile", "--watch", "--watch-interval", "1"),
-        *("-p", "num_samples=3", "-p", "max_concurrent=2", "-p", "study_name=deployed"),
-    ]
-    with working("plugboard", server, project):
-        result = run([str(BIN / "prefect"), *command], server, project, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    study_id = flow_run_id_of(result.stdout)
-
-    async def children(client: _t.Any) -> list[_t.Any]:
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-
-        return list(
-            await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[study_id])
-                )
-            )
-        )
-
-    trials = await api(server, children)
-    assert sorted(r.name for r in trials) == [f"deployed-trial-{n}" for n in range(3)]
-    assert all(r.state.is_completed() for r in trials)
