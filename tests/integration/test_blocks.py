@@ -361,7 +361,7 @@ async def run_on_ray(
         components=source_and_sink(
             RayTally(actor),
             RAY_ITEMS,
-            seconds_per_item=0.02,
+            seconds_per_item=0.005,
             payload_bytes=PAYLOAD,
             wait_for_items=wait_for_items,
         ),
