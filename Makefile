@@ -25,8 +25,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two pytest-xdist workers (CI has two cores): most tests wait on processes, Ray or the API.
+# Each worker starts its own Ray and Prefect test API; a module whose tests share a server or
+# cluster keeps them on one worker (see `pytest_xdist_make_scheduler` in tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 # The edit-test loop: ruff and every test that starts neither Ray nor a process of its own.
 test-fast: $(STAMP)

@@ -43,6 +43,7 @@ async def measure(mode: str, iters: int) -> dict[str, _t.Any]:
         async with get_client() as client:
             await client.hello()
         await asyncio.sleep(3)  # the API up and idle
+    ray_seconds = _time_ray_calls("init", "shutdown")
     with PeakRSS() as rss:
         started = time.perf_counter()
         process = RayProcess(
@@ -76,10 +77,15 @@ async def measure(mode: str, iters: int) -> dict[str, _t.Any]:
         stamps = [datetime.datetime.fromisoformat(r[0]) for r in list(csv.reader(f))[1:]]
     gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False)]
     steady = [g for g in gaps if g > 0.2]
+    total = ended - started
     return {
         "mode": mode,
         "iters": iters,
-        "total_s": round(ended - started, 2),
+        "total_s": round(total, 2),
+        "ray_init_s": round(ray_seconds["init"], 2),
+        "ray_shutdown_s": round(ray_seconds["shutdown"], 2),
+        # The issue's measure: what is left beyond starting Ray and the model's own sleeps.
+        "overhead_s": round(total - ray_seconds["init"] - iters, 2),
         "init_s": round(initialised - started, 2),
         "run_s": round(ran - initialised, 2),
         "destroy_s": round(ended - ran, 2),
@@ -87,6 +93,28 @@ async def measure(mode: str, iters: int) -> dict[str, _t.Any]:
         "mean_row_interval_s": round(sum(steady) / len(steady), 3) if steady else None,
         "peak_tree_rss_mib": round(rss.peak_mib),
     }
+
+
+def _time_ray_calls(*names: str) -> dict[str, float]:
+    """Wraps `ray.<name>` for each name to add up the seconds spent in it (the process starts
+    and stops its own Ray inside `init()` and `destroy()`)."""
+    import ray
+
+    seconds = dict.fromkeys(names, 0.0)
+
+    def timed(name: str, call: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
+        def wrapper(*args: _t.Any, **kwargs: _t.Any) -> _t.Any:
+            started = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                seconds[name] += time.perf_counter() - started
+
+        return wrapper
+
+    for name in names:
+        setattr(ray, name, timed(name, getattr(ray, name)))
+    return seconds
 
 
 def in_fresh_interpreter(mode: str, iters: int) -> dict[str, _t.Any]:
@@ -127,7 +155,9 @@ def cli() -> None:
         print(
             f"prefect-plugboard RayProcess, API {'up' if mode == 'warm' else 'not yet up'}: "
             f"{best['total_s']} s from RayProcess(...) to the end of `async with` "
-            f"(init {best['init_s']}, run {best['run_s']}, destroy {best['destroy_s']}; "
+            f"(init {best['init_s']} of which ray.init {best['ray_init_s']}, run {best['run_s']}, "
+            f"destroy {best['destroy_s']} of which ray.shutdown {best['ray_shutdown_s']}; "
+            f"overhead beyond ray.init and the {args.iters} s of sleeps {best['overhead_s']} s; "
             f"{best['rows']} rows, {best['mean_row_interval_s']} s apart; "
             f"peak RSS {best['peak_tree_rss_mib']} MiB; all runs {results[f'{mode}_totals_s']})"
         )

@@ -11,10 +11,39 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from collections.abc import Iterator
+import typing as _t
 
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 import pytest
+
+
+MODULES_SHARING_A_FIXTURE = (
+    "tests/integration/test_deployments.py",  # one `prefect server start`
+    "tests/integration/test_ray_clusters.py",  # one `ray start --head`
+)
+"""Modules whose tests share a module-scoped server or cluster: one pytest-xdist worker runs
+each of them, so it is started once."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: _t.Any) -> _t.Any:
+    """Tests go to pytest-xdist's workers one by one, except that each module of
+    `MODULES_SHARING_A_FIXTURE` goes whole to one worker, and first (the largest unit first).
+
+    (`--dist loadgroup` would do this with `xdist_group` marks, but pytest-xdist 3.8 cannot
+    rename the tests of pytest 9.2, so its groups are ignored.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesSharingAFixtureTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in MODULES_SHARING_A_FIXTURE else nodeid
+
+    if config.getvalue("dist") not in ("load", "loadgroup"):
+        return None
+    return ModulesSharingAFixtureTogether(config, log)
 
 
 UNREACHABLE_API = "http://127.0.0.1:9/api"

@@ -7,13 +7,13 @@ A reference is `"<block type slug>/<document name>"`, as Prefect writes it
 from __future__ import annotations
 
 from collections.abc import Iterable
-import difflib
 from http import HTTPStatus
 import inspect
 import typing as _t
 
 from pydantic import ValidationError as PydanticValidationError
 
+from prefect_plugboard._suggestions import did_you_mean
 from prefect_plugboard.blocks.channel_block import ChannelBlock
 from prefect_plugboard.exceptions import Issue, ValidationError
 
@@ -61,17 +61,14 @@ def load_channel_block(reference: str, *, location: str = "") -> ChannelBlock[_t
             f"{reference!r} is not a channel block reference: write "
             f"'<block type slug>/<block name>', e.g. {example!r}"
         )
-        raise _error(reference, location, message + _did_you_mean(text, _saved(types)))
+        raise _error(reference, location, message + _closest_saved(text, _saved(types)))
     block_class = types.get(slug)
     if block_class is None:
         message = (
             f"{slug!r} is not a channel block type; the channel block types are {_listing(types)}"
         )
-        close = difflib.get_close_matches(slug, types, n=1)
-        if close:
-            guess = f" (did you mean {f'{close[0]}/{name}'!r}?)"
-        else:
-            guess = _did_you_mean(reference, _saved(types))
+        guess = did_you_mean(slug, {t: f"{t}/{name}" for t in types})
+        guess = guess or _closest_saved(reference, _saved(types))
         raise _error(reference, location, message + guess)
     try:
         # `_sync`: Prefect's `load` would return a coroutine when called on an event loop.
@@ -87,7 +84,7 @@ def load_channel_block(reference: str, *, location: str = "") -> ChannelBlock[_t
         if reference in saved:
             raise
         message = f"no {block_class.__name__} named {name!r} is saved in {_api()}"
-        guess = _did_you_mean(text, _saved(types)) or "; `prefect block ls` lists the saved blocks"
+        guess = _closest_saved(text, _saved(types)) or "; `prefect block ls` lists the saved blocks"
         raise _error(reference, location, message + guess) from None
     return _t.cast("ChannelBlock[_t.Any]", loaded)
 
@@ -152,14 +149,16 @@ def _saved(types: _t.Mapping[str, type[ChannelBlock[_t.Any]]]) -> list[str]:
     return references
 
 
-def _did_you_mean(reference: str, saved: Iterable[str]) -> str:
-    """`" (did you mean 'x/y'?)"` for the saved reference closest to `reference`, else `""`."""
+def _closest_saved(reference: str, saved: Iterable[str]) -> str:
+    """`"; did you mean 'x/y'?"` for the saved reference closest to `reference`, else `""`.
+
+    A saved reference is compared whole and by its name alone.
+    """
     by_key: dict[str, str] = {}
     for candidate in saved:
         by_key.setdefault(candidate, candidate)
         by_key.setdefault(candidate.partition("/")[2], candidate)
-    close = difflib.get_close_matches(reference, by_key, n=1)
-    return f" (did you mean {by_key[close[0]]!r}?)" if close else ""
+    return did_you_mean(reference, by_key)
 
 
 def _listing(types: Iterable[str]) -> str:

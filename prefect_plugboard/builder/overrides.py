@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-import difflib
 import typing as _t
 
 import yaml
 
+from prefect_plugboard._suggestions import did_you_mean
 from prefect_plugboard.exceptions import Issue, ValidationError
 
 
@@ -69,9 +69,8 @@ def apply_overrides(
                 continue
             component = components.get(parts[1])
             if component is None:
-                close = difflib.get_close_matches(parts[1], [str(n) for n in components], n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                issues.append(Issue(f"no component named {parts[1]!r}.{hint}", where))
+                hint = did_you_mean(parts[1], [str(n) for n in components])
+                issues.append(Issue(f"no component named {parts[1]!r}{hint}", where))
                 continue
             _set(component.setdefault("args", {}), (*_KINDS[parts[2]], *parts[3:]), value)
         elif parts[0] == "process":

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 import copy
 from dataclasses import dataclass
-import difflib
 import inspect
 import logging
 import os
@@ -25,6 +24,7 @@ import typing as _t
 
 from pydantic import BaseModel, ValidationError as PydanticValidationError
 
+from prefect_plugboard._suggestions import did_you_mean
 from prefect_plugboard.builder.overrides import apply_overrides
 from prefect_plugboard.builder.type_paths import (
     PLUGBOARD_ALIASES,
@@ -273,9 +273,8 @@ def _schema_issue(error: _t.Any, where: SourceMap, data: _t.Any) -> Issue | None
     message = str(error["msg"])
     if error["type"] == "extra_forbidden":
         known = _known_keys(location[:-1])
-        close = difflib.get_close_matches(str(location[-1]), known, n=1)
-        message = f"unknown key {location[-1]!r}" + (
-            f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+        message = f"unknown key {location[-1]!r}" + did_you_mean(
+            str(location[-1]), known, listing="known keys"
         )
     elif error["type"] == "missing":
         message = f"missing required key {location[-1]!r}"
@@ -458,14 +457,9 @@ def _checked_builder(
     accepted = _keyword_names(connector_cls.__init__) - {"spec"}
     unknown = [k for k in args if k not in accepted]
     for key in unknown:
-        close = difflib.get_close_matches(key, sorted(accepted), n=1)
         report(
             f"{connector_cls.__name__} has no setting {key!r}"
-            + (
-                f"; did you mean {close[0]!r}?"
-                if close
-                else f"; its settings: {', '.join(sorted(accepted))}"
-            ),
+            + did_you_mean(key, sorted(accepted), listing="its settings"),
             (*location, key),
         )
     return None if unknown else ConnectorBuilder(connector_cls, **args)
@@ -579,12 +573,7 @@ def _check_arguments(cls: type[Component], kwargs: Mapping[str, _t.Any]) -> list
     problems = []
     for key in kwargs:
         if key not in accepted:
-            close = difflib.get_close_matches(key, sorted(accepted), n=1)
-            hint = (
-                f"; did you mean {close[0]!r}?"
-                if close
-                else f"; it takes: {', '.join(sorted(accepted))}"
-            )
+            hint = did_you_mean(key, sorted(accepted), listing="it takes")
             problems.append((key, f"{cls.__name__} has no argument {key!r}{hint}"))
     for param in params:
         if (

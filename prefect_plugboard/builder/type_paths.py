@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import sys
 import typing as _t
+
+from prefect_plugboard._suggestions import did_you_mean
 
 
 __all__ = [
@@ -155,7 +156,6 @@ def _missing(path: str, module_name: str, module: _t.Any, name: str, base: type)
     ]
     own = [n for n in candidates if getattr(module, n).__module__ == module.__name__]
     candidates = own or candidates
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
-    hint = f" Did you mean '{module_name}.{close[0]}'?" if close else ""
-    listing = f" It has: {', '.join(sorted(candidates))}." if candidates else ""
-    return f"module {module_name!r} has no {name!r} ({path!r}).{hint}{listing}"
+    paths = {n: f"{module_name}.{n}" for n in sorted(candidates)}
+    hint = did_you_mean(name, paths, listing="it has", cutoff=0.5) if candidates else ""
+    return f"module {module_name!r} has no {name!r} ({path!r}){hint}"

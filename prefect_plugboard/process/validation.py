@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-import difflib
 
+from prefect_plugboard._suggestions import did_you_mean
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.exceptions import Issue
@@ -18,15 +18,6 @@ from prefect_plugboard.schemas.connector import ConnectorMode, ConnectorSocket
 
 
 __all__ = ["find_cycles", "unread_outputs", "validate_graph"]
-
-
-def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f" Did you mean {close[0]!r}?" if close else ""
-
-
-def _known(names: Sequence[str]) -> str:
-    return ", ".join(names) if names else "none"
 
 
 def validate_graph(
@@ -90,7 +81,7 @@ def validate_graph(
                 issues.append(
                     Issue(
                         f"component {name!r} has initial_values for {field!r}, which is not one "
-                        f"of its inputs ({_known(inputs)}).{_did_you_mean(field, inputs)}",
+                        f"of its inputs{did_you_mean(field, inputs, listing='its inputs')}",
                         f"{where}.initial_values",
                     )
                 )
@@ -210,8 +201,8 @@ def _check_socket(
     if component is None:
         issues.append(
             Issue(
-                f"unknown component {socket.entity!r} in {socket.reference!r}; known components: "
-                f"{_known(names)}.{_did_you_mean(socket.entity, names)}",
+                f"unknown component {socket.entity!r} in {socket.reference!r}"
+                f"{did_you_mean(socket.entity, names, listing='known components')}",
                 where,
             )
         )
@@ -222,12 +213,12 @@ def _check_socket(
         hint = (
             f" ({socket.descriptor!r} is an {'input' if kind == 'output' else 'output'})"
             if socket.descriptor in other
-            else _did_you_mean(socket.descriptor, fields)
+            else did_you_mean(socket.descriptor, fields, listing=f"its {kind}s")
         )
         issues.append(
             Issue(
                 f"component {socket.entity!r} ({type(component).__name__}) has no {kind} "
-                f"{socket.descriptor!r}; its {kind}s: {_known(fields)}.{hint}",
+                f"{socket.descriptor!r}{hint}",
                 where,
             )
         )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-import difflib
 import typing as _t
 
 from pydantic import BaseModel, ValidationError as PydanticValidationError
 
+from prefect_plugboard._suggestions import did_you_mean
 from prefect_plugboard.builder.yaml_source import SourceMap, path_of
 from prefect_plugboard.exceptions import Issue, ValidationError
 from prefect_plugboard.tune.specs import (
@@ -77,9 +77,8 @@ def tune_issues(error: PydanticValidationError, source: SourceMap) -> list[Issue
         message = str(problem["msg"]).removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
             known = _known_keys(location[:-1])
-            close = difflib.get_close_matches(str(location[-1]), known, n=1)
-            message = f"unknown key {location[-1]!r}" + (
-                f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+            message = f"unknown key {location[-1]!r}" + did_you_mean(
+                str(location[-1]), known, listing="known keys"
             )
         elif problem["type"] == "missing":
             message = f"missing required key {location[-1]!r}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 import typing as _t
 
+from prefect_plugboard._suggestions import did_you_mean
 from prefect_plugboard.builder.process_builder import Model, build_process, load_model
 from prefect_plugboard.builder.type_paths import TypeNotFound, resolve_type
 from prefect_plugboard.exceptions import Issue, ValidationError
@@ -178,10 +179,7 @@ def _is_local(model: Model) -> bool:
 
 
 def _unknown(name: str | None, components: Mapping[str, _t.Any], where: str, source: str) -> Issue:
-    import difflib
-
-    close = difflib.get_close_matches(str(name), list(components), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; it has: {', '.join(components)}"
+    hint = did_you_mean(str(name), list(components), listing="it has")
     return Issue(f"the model has no component {name!r}{hint}", where, source)
 
 

@@ -146,7 +146,7 @@ async def test_an_invalid_graph_is_refused_before_any_flow_run() -> None:
         components=[ListSource(name="src", items=[1]), Collector(name="sink")],
         connectors=connect("src.x -> snk.x"),
     )
-    with pytest.raises(ValidationError, match="Did you mean 'sink'"):
+    with pytest.raises(ValidationError, match="; did you mean 'sink'"):
         await process.run()
     async with get_client() as client:
         assert len(await client.read_flow_runs()) == before

@@ -62,7 +62,7 @@ async def test_did_you_mean_for_a_misspelt_component() -> None:
         components=[ListSource(name="source", items=[1]), Collector(name="sink")],
         connectors=connect("sorce.x -> sink.x"),
     )
-    with pytest.raises(ValidationError, match="Did you mean 'source'"):
+    with pytest.raises(ValidationError, match="; did you mean 'source'"):
         await process.init()
 
 

@@ -75,7 +75,7 @@ CASES: list[tuple[str, Callable[[str], str], list[str], str]] = [
     (
         "name-missing",
         replace("shapes.Scale", "shapes.Scal"),
-        ["has no 'Scal'", "Did you mean 'shapes.Scale'?"],
+        ["has no 'Scal'", "; did you mean 'shapes.Scale'?"],
         "components[1].type (model.yaml:12)",
     ),
     (
@@ -111,13 +111,13 @@ CASES: list[tuple[str, Callable[[str], str], list[str], str]] = [
     (
         "unknown-component",
         replace("target: scale.n", "target: scael.n"),
-        ["unknown component 'scael'", "Did you mean 'scale'?"],
+        ["unknown component 'scael'", "; did you mean 'scale'?"],
         "connectors[0].target (model.yaml:23)",
     ),
     (
         "unknown-field",
         replace("source: scale.scaled", "source: scale.scaledd"),
-        ["component 'scale' (Scale) has no output 'scaledd'", "Did you mean 'scaled'?"],
+        ["component 'scale' (Scale) has no output 'scaledd'", "; did you mean 'scaled'?"],
         "connectors[1].source (model.yaml:24)",
     ),
     (
@@ -195,7 +195,7 @@ CASES: list[tuple[str, Callable[[str], str], list[str], str]] = [
         replace(
             "          factor: 10\n", "          factor: 10\n          initial_values: {m: [1]}\n"
         ),
-        ["initial_values for 'm', which is not one of its inputs (n)"],
+        ["initial_values for 'm', which is not one of its inputs; its inputs: n"],
         "components[1].args.initial_values (model.yaml:16)",
     ),
     (
@@ -316,7 +316,7 @@ def test_an_override_naming_an_unknown_component_is_refused(folder: Path) -> Non
     (folder / "model.yaml").write_text(BASE)
     with pytest.raises(
         ValidationError,
-        match=r"-p component.cuont.arg.limit: no component named 'cuont'. Did you mean 'count'\?",
+        match=r"-p component.cuont.arg.limit: no component named 'cuont'; did you mean 'count'\?",
     ):
         load_model(folder / "model.yaml", overrides=["component.cuont.arg.limit=1"])
 
