@@ -36,7 +36,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: _t.Any) -> _t.Any:
     """
     from xdist.scheduler import LoadScopeScheduling
 
-    class ModulesSharingAFixtureTogether(LoadScopeScheduling):
+    class ModulesSharingAFixtureTogether(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
             return module if module in MODULES_SHARING_A_FIXTURE else nodeid

@@ -358,8 +358,8 @@ def _analyse(model: Model) -> tuple[Process | None, list[Issue]]:
     components, failed, origin = _components(model, report)
     failed |= model.unbuildable
     connectors = _connectors(model, builder, report)
-    if process_cls is not None and connectors is not None and _is_ray(process_cls):
-        _check_ray_channels(model, connectors, report)
+    if process_cls is not None and connectors is not None:
+        _check_channels(process_cls, model, connectors, report)
     if connectors is not None:
         declared = [c.args.name for c in spec.args.components] + sorted(model.unbuildable)
         for issue in validate_graph(components, connectors, unbuilt=failed, declared=declared):
@@ -374,14 +374,17 @@ def _analyse(model: Model) -> tuple[Process | None, list[Issue]]:
     return _instantiate(process_cls, model, components, connectors), issues
 
 
-def _check_ray_channels(model: Model, connectors: list[Connector], report: Report) -> None:
+def _check_channels(
+    process_cls: type[Process], model: Model, connectors: list[Connector], report: Report
+) -> None:
+    """Reports the first connector of a kind the process cannot use (they share a cause)."""
     for index, (entry, connector) in enumerate(
         zip(model.process.args.connectors, connectors, strict=True)
     ):
-        if connector.transport == "asyncio":
+        problem = process_cls.connector_issue(type(connector))
+        if problem:
             report(
-                f"{type(connector).__name__} only works within one event loop; a RayProcess "
-                "needs a Ray channel (RayConnector, plugboard-ray-channel)",
+                problem,
                 model.locate("connectors", index, "channel")
                 if entry.channel
                 else ("plugboard", "process", "connector_builder", "block"),
@@ -398,12 +401,6 @@ def _resolve(path: str, base: type, kind: str, location: Location, report: Repor
     except TypeNotFound as exc:
         report(str(exc), location)
         return None
-
-
-def _is_ray(process_cls: type) -> bool:
-    from prefect_plugboard.process.ray.process import RayProcess
-
-    return issubclass(process_cls, RayProcess)
 
 
 def _connector_builder(
@@ -423,16 +420,9 @@ def _connector_builder(
         if builder_spec.type in STAND_INS:
             _logger.info("%s.", STAND_INS[builder_spec.type])
             args = {k: v for k, v in args.items() if k not in _ZMQ_ONLY}
-        if (
-            process_cls is not None
-            and _is_ray(process_cls)
-            and connector_cls.transport == "asyncio"
-        ):
-            report(
-                f"{connector_cls.__name__} only works within one event loop; a RayProcess needs "
-                "plugboard.connector.RayConnector (or run with --process-type local)",
-                (*location, "type"),
-            )
+        problem = process_cls.connector_issue(connector_cls) if process_cls else None
+        if problem:
+            report(problem, (*location, "type"))
             return None
         return _checked_builder(connector_cls, args, (*location, "args"), report)
     default = process_cls.default_connector if process_cls is not None else Connector

@@ -11,7 +11,6 @@ import sys
 import time
 import typing as _t
 
-from rich.live import Live
 import typer
 
 
@@ -21,7 +20,13 @@ if _t.TYPE_CHECKING:
 from prefect_plugboard.builder.flow import flow_for
 from prefect_plugboard.builder.process_builder import Model, build_process, load_model
 from prefect_plugboard.cli.blocks import blocks_app
-from prefect_plugboard.cli.output import console, describe_error, errors, progress_table
+from prefect_plugboard.cli.output import (
+    console,
+    describe_error,
+    errors,
+    live_view,
+    progress_table,
+)
 from prefect_plugboard.diagram import mermaid_diagram, mermaid_live_url
 from prefect_plugboard.process.process import Process
 from prefect_plugboard.schemas.config import ConfigSpec
@@ -168,14 +173,7 @@ def run(
 
 
 async def _run(flow: _t.Any, process: _t.Callable[[], Process | None]) -> _t.Any:
-    if not sys.stdout.isatty():
-        return await flow(return_state=True)
-    with Live(
-        get_renderable=progress_table(process),
-        console=console,
-        refresh_per_second=4,
-        transient=True,
-    ):
+    with live_view(progress_table(process)):
         return await flow(return_state=True)
 
 

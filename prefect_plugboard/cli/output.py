@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+import contextlib
+import logging
+import sys
 import typing as _t
 
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from prefect_plugboard.exceptions import ComponentError, PlugboardError, ValidationError
 from prefect_plugboard.process.process import Process
 
 
-__all__ = ["console", "describe_error", "errors", "progress_table"]
+__all__ = ["console", "describe_error", "errors", "live_view", "progress_table"]
 
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -57,3 +62,65 @@ def progress_table(process_getter: Callable[[], Process | None]) -> Callable[[],
         return table
 
     return render
+
+
+@contextlib.contextmanager
+def live_view(get_renderable: Callable[[], _t.Any]) -> Iterator[None]:
+    """On a terminal, a table that redraws in place below the log lines, for the block.
+
+    Log lines bound for the terminal (Prefect's console handler) are printed through the
+    live display, so each lands whole above the table instead of inside it. Off a terminal
+    (a pipe, a file, CI) nothing is drawn and the logs go where they went.
+
+    Args:
+        get_renderable: Called at each refresh (4 times a second) for what to draw.
+    """
+    if not sys.stdout.isatty():
+        yield
+        return
+    with (
+        _terminal_logs_through(console),
+        Live(get_renderable=get_renderable, console=console, refresh_per_second=4, transient=True),
+    ):
+        yield
+
+
+class _ConsoleLogHandler(logging.Handler):
+    """Prints records through a rich console, formatted as `handler` would have."""
+
+    def __init__(self, target: Console, handler: logging.Handler) -> None:
+        super().__init__(handler.level)
+        self.target = target
+        self.setFormatter(handler.formatter)
+        self.filters = list(handler.filters)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.target.print(Text(self.format(record)), soft_wrap=True)
+        except Exception:  # noqa: BLE001 - logging never raises into the caller
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _terminal_logs_through(target: Console) -> Iterator[None]:
+    """Swaps every handler that writes to the terminal for one that prints via `target`."""
+    terminal = {sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__}
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    swapped: list[tuple[logging.Logger, logging.Handler, logging.Handler]] = []
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.StreamHandler) and handler.stream in terminal:
+                replacement = _ConsoleLogHandler(target, handler)
+                logger.removeHandler(handler)
+                logger.addHandler(replacement)
+                swapped.append((logger, handler, replacement))
+    try:
+        yield
+    finally:
+        for logger, original, stand_in in swapped:
+            logger.removeHandler(stand_in)
+            logger.addHandler(original)

@@ -148,7 +148,11 @@ class Process(ABC):
         if self.status is not Status.CREATED:
             return
         issues = validate_graph(self._component_list, self._connector_list)
-        issues += self._check_connectors()
+        issues += [
+            Issue(f"{c.spec}: {problem}", f"connectors[{i}]")
+            for i, c in enumerate(self._connector_list)
+            if isinstance(c, Connector) and (problem := self.connector_issue(type(c)))
+        ]
         if issues:
             raise ValidationError(issues, subject=f"process {self.name!r}")
         for name, kind, fields in unread_outputs(self._component_list, self._connector_list):
@@ -312,9 +316,16 @@ class Process(ABC):
         """Takes one step of every component (`step()`); processes that can, override it."""
         raise NotImplementedError
 
-    def _check_connectors(self) -> list[Issue]:
-        """Returns problems with the connector kinds for this process type."""
-        return []
+    @classmethod
+    def connector_issue(cls, connector_cls: type[Connector]) -> str | None:
+        """Why connectors of `connector_cls` cannot carry this process type's channels.
+
+        The one check of a connector's kind, for Python and YAML models alike.
+
+        Returns:
+            What is wrong and what to use instead, or `None` when the kind fits.
+        """
+        return None
 
     def _stop(self, reason: str) -> None:  # noqa: B027 - a process without a run to stop
         """Stops every running component (a graceful stop: the run ends without error)."""

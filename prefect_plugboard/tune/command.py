@@ -6,14 +6,12 @@ import asyncio
 from collections.abc import Callable
 import math
 from pathlib import Path
-import sys
 import time
 import typing as _t
 
-from rich.live import Live
 from rich.table import Table
 
-from prefect_plugboard.cli.output import console, describe_error, errors
+from prefect_plugboard.cli.output import console, describe_error, errors, live_view
 from prefect_plugboard.tune.artifact import short_name
 from prefect_plugboard.tune.flow import study_flow
 from prefect_plugboard.tune.section import read_study
@@ -144,9 +142,5 @@ def run_tune_command(
 
 async def _run(study: Study) -> _t.Any:
     flow = study_flow(study)
-    if not sys.stdout.isatty():
-        return await flow(return_state=True)
-    with Live(
-        get_renderable=trials_table(study), console=console, refresh_per_second=4, transient=True
-    ):
+    with live_view(trials_table(study)):
         return await flow(return_state=True)

@@ -1,11 +1,16 @@
 """The `prefect-plugboard` command line, run as a user would, against the session's API."""
 
 import csv
+import fcntl
 import os
 from pathlib import Path
+import pty
+import re
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 
 import pytest
 
@@ -36,10 +41,39 @@ def rows(path: Path) -> list[list[str]]:
         return list(csv.reader(f))[1:]
 
 
+def on_terminal(*args: str, cwd: Path, api: str) -> tuple[int, str]:
+    """Runs the command line on a pseudo-terminal, as typed in one; its exit code and output
+    (what a terminal would have been sent, stdout and stderr together)."""
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "NO_COLOR")}
+    env.update(PREFECT_API_URL=api, TERM="xterm-256color")
+    process = subprocess.Popen(
+        [CLI, *args], cwd=cwd, env=env, stdin=secondary, stdout=secondary, stderr=secondary
+    )
+    os.close(secondary)
+    received = bytearray()
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the command has ended and closed the terminal
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(primary)
+    return process.wait(timeout=60), received.decode(errors="replace")
+
+
+CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+LOG_LINE = re.compile(r"\d\d:\d\d:\d\d\.\d{3} \| (?:INFO|WARNING|ERROR) ")
+
+
 def test_run_writes_the_rows_where_the_user_is_and_says_what_to_do_next(
     tmp_path: Path, prefect_api: str
 ) -> None:
-    result = cli(
+    # On a terminal: a live table of the components, and the log lines above it, each whole.
+    code, output = on_terminal(
         "run",
         str(SEED / "model.yaml"),
         "-p",
@@ -47,10 +81,16 @@ def test_run_writes_the_rows_where_the_user_is_and_says_what_to_do_next(
         cwd=tmp_path,
         api=prefect_api,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert code == 0, output[-3000:]
     assert len(rows(tmp_path / "ray.csv")) == 3
-    assert "Completed in" in result.stdout and "on a LocalProcess" in result.stdout
-    assert "prefect flow-run inspect " in result.stdout
+    assert "Completed in" in output and "on a LocalProcess" in output
+    assert "prefect flow-run inspect " in output
+    assert "components running" in output  # the table was drawn
+    lines = re.split(r"[\r\n]", CONTROL.sub("", output))
+    logged = [line for line in lines if LOG_LINE.search(line)]
+    assert any("Finished in state Completed" in line for line in logged), output[-3000:]
+    glued = [line for line in logged if not LOG_LINE.match(line)]
+    assert not glued, glued
 
 
 @pytest.mark.ray

@@ -19,7 +19,6 @@ from prefect.task_engine import run_task_async
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.connector.ray_connector import RayConnector
-from prefect_plugboard.exceptions import Issue
 from prefect_plugboard.process.links import Links
 from prefect_plugboard.process.process import ConnectorFactory, Process
 from prefect_plugboard.process.ray.cluster import (
@@ -153,16 +152,16 @@ class RayProcess(Process):
         """The worker processes of the run and the components each runs (after `init()`)."""
         return list(self._run.hosts) if self._run is not None else []
 
-    def _check_connectors(self) -> list[Issue]:
-        return [
-            Issue(
-                f"{type(c).__name__} {c.spec} only works within one event loop; a RayProcess "
-                "needs RayConnector (or ConnectorBuilder(RayConnector))",
-                f"connectors[{i}]",
-            )
-            for i, c in enumerate(self._connector_list)
-            if isinstance(c, Connector) and c.transport == "asyncio"
-        ]
+    @classmethod
+    def connector_issue(cls, connector_cls: type[Connector]) -> str | None:
+        """An asyncio connector's channels cannot leave one event loop, so not one worker."""
+        if connector_cls.transport != "asyncio":
+            return None
+        return (
+            f"{connector_cls.__name__} only works within one event loop; a {cls.__name__} "
+            "needs a Ray channel: RayConnector (in YAML plugboard.connector.RayConnector or a "
+            "plugboard-ray-channel block), or run the model on a LocalProcess"
+        )
 
     async def _prepare(self) -> None:
         self._ray.ensure()
