@@ -36,7 +36,7 @@ test: lint typecheck
 # The edit-test loop: ruff and every test that starts neither Ray nor a process of its own.
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -m "not ray and not slow"
+	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not ray and not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/chain.py

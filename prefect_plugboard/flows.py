@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow
 from prefect.client.schemas.objects import State
 
-from prefect_plugboard.builder.process_builder import build_process, load_model
+from prefect_plugboard.builder import build_process, load_model
 from prefect_plugboard.builder.yaml_source import load_yaml
 from prefect_plugboard.process.process import ending_state
 

@@ -8,7 +8,9 @@ import typing as _t
 
 from prefect import Flow
 
-from prefect_plugboard.builder.process_builder import Model, build_process, load_model
+from prefect_plugboard.builder.building import build_process
+from prefect_plugboard.builder.loading import load_model
+from prefect_plugboard.builder.model import Model
 from prefect_plugboard.process.process import Process
 
 

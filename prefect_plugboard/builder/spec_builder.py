@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 import typing as _t
 
-from prefect_plugboard.builder.process_builder import build_process, load_model
+from prefect_plugboard.builder.building import build_process
+from prefect_plugboard.builder.loading import load_model
 from prefect_plugboard.process.process import Process
 from prefect_plugboard.schemas.config import ConfigSpec, ProcessSpec
 

