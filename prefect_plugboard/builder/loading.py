@@ -17,7 +17,6 @@ import typing as _t
 
 from pydantic import BaseModel, ValidationError as PydanticValidationError
 
-from prefect_plugboard._suggestions import did_you_mean
 from prefect_plugboard.builder.building import analyse
 from prefect_plugboard.builder.model import Model, display_location
 from prefect_plugboard.builder.overrides import apply_overrides
@@ -27,6 +26,7 @@ from prefect_plugboard.builder.yaml_source import (
     SourceMap,
     path_of,
     read_yaml_file,
+    schema_message,
 )
 from prefect_plugboard.exceptions import Issue, ValidationError
 from prefect_plugboard.schemas.config import ConfigSpec
@@ -217,16 +217,7 @@ def _schema_issue(error: _t.Any, where: SourceMap, data: _t.Any) -> Issue | None
     if raw[:3] == ("plugboard", "process", wrong_member):
         return None  # pydantic also tried the other member of `process: ProcessSpec | str`
     location = _drop_union_tags(raw)
-    message = str(error["msg"])
-    if error["type"] == "extra_forbidden":
-        known = _known_keys(location[:-1])
-        message = f"unknown key {location[-1]!r}" + did_you_mean(
-            str(location[-1]), known, listing="known keys"
-        )
-    elif error["type"] == "missing":
-        message = f"missing required key {location[-1]!r}"
-    elif message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
+    message = schema_message(error, location, _known_keys)
     return Issue(message, display_location(location), where.where(location))
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 import typing as _t
 
 import yaml
 
+from prefect_plugboard._suggestions import did_you_mean
 from prefect_plugboard.exceptions import Issue, ValidationError
 
 
-__all__ = ["Location", "SourceMap", "load_yaml", "path_of"]
+__all__ = ["schema_message", "Location", "SourceMap", "load_yaml", "path_of"]
 
 Location: _t.TypeAlias = tuple[str | int, ...]
 
@@ -114,3 +115,27 @@ def read_yaml_file(path: Path) -> tuple[_t.Any, SourceMap]:
             subject=str(path),
         ) from None
     return load_yaml(text, str(path))
+
+
+def schema_message(
+    error: Mapping[str, _t.Any], location: Location, known_keys: Callable[[Location], list[str]]
+) -> str:
+    """Pydantic's complaint about a place in a model file, in the file's words.
+
+    Args:
+        error: One of pydantic's errors (`ValidationError.errors()`).
+        location: Its place in the file.
+        known_keys: The keys the mapping that holds `location` accepts.
+
+    Returns:
+        An unknown key with the closest known one, a missing key by name, or pydantic's own
+        message without its "Value error, " prefix.
+    """
+    if error["type"] == "extra_forbidden":
+        key = str(location[-1])
+        return f"unknown key {key!r}" + did_you_mean(
+            key, known_keys(location[:-1]), listing="known keys"
+        )
+    if error["type"] == "missing":
+        return f"missing required key {location[-1]!r}"
+    return str(error["msg"]).removeprefix("Value error, ")

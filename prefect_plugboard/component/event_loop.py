@@ -97,13 +97,19 @@ class EventLoop:
         """Waits for the next event of a component without fields; `False` once none come."""
         if not self.events_open:
             return False
+        event = await self._wait_for_event()
+        if event is not None:
+            await self._on_event(event)
+        return True
+
+    async def _wait_for_event(self) -> Event | None:
+        """The next event to arrive (progress published first); `None` when events end."""
         self.publish(self.steps, self.steps)
         arrived = await self.runner._next_input(None, self.events)
         if arrived.kind == "events-ended":
             self.events_open = False
-        else:
-            await self._on_event(arrived.value)
-        return True
+            return None
+        return _t.cast(Event, arrived.value)
 
     async def _fill_fields(self) -> None:
         """Gives each field that has no value for the coming step its next one.
@@ -151,12 +157,9 @@ class EventLoop:
             return True
         if not self.events_open:
             return False
-        self.publish(self.steps, self.steps)
-        arrived = await self.runner._next_input(None, self.events)
-        if arrived.kind == "events-ended":
-            self.events_open = False
-        else:
-            await self._offer(arrived.value)
+        event = await self._wait_for_event()
+        if event is not None:
+            await self._offer(event)
         return True
 
     async def _handle(self, event: Event) -> None:

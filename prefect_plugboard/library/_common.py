@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 import importlib
 import typing as _t
 
-from prefect_plugboard.exceptions import ValidationError
+from prefect_plugboard.exceptions import DataIOError, ValidationError
 
 
 if _t.TYPE_CHECKING:
@@ -36,6 +36,29 @@ def check_field_names(component: Component, field_names: Iterable[str]) -> list[
         msg = f"{label(component)} needs `field_names`: a list of one or more field names"
         raise ValidationError([msg], subject=f"component {component.name!r}")
     return list(field_names)
+
+
+def check_columns(
+    component: object, needed: Iterable[str], available: Sequence[str], in_what: str
+) -> None:
+    """Fails when a reader's data lacks a column its fields need.
+
+    Args:
+        component: The reader, named in the message.
+        needed: Its field names.
+        available: The columns the data has.
+        in_what: The data, for the message: `"data.csv"`, `"the query's result on URL"`.
+
+    Raises:
+        DataIOError: Naming the columns missing and those there are.
+    """
+    missing = [f for f in needed if f not in available]
+    if missing:
+        msg = (
+            f"{label(component)}: {in_what} has no column(s) {missing}; "
+            f"its columns are {list(available)}"
+        )
+        raise DataIOError(msg)
 
 
 def check_chunk_size(component: Component, chunk_size: int | None) -> int | None:

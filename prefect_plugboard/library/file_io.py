@@ -13,7 +13,7 @@ from prefect_plugboard.library._columns import (
     python_columns,
     table_from_columns,
 )
-from prefect_plugboard.library._common import IOThread, label, lazy_module
+from prefect_plugboard.library._common import IOThread, check_columns, label, lazy_module
 from prefect_plugboard.library._files import file_format, filesystem, resolve_location
 from prefect_plugboard.library.credentials import storage
 from prefect_plugboard.library.data_reader import DataReader, DataReaderArgsDict
@@ -35,6 +35,24 @@ __all__ = ["FileReader", "FileWriter"]
 CSV_BLOCK_SIZE = 4 << 20
 """Bytes of CSV read at a time when chunked; column types are inferred from the first block."""
 PARQUET_BATCH_ROWS = 65_536
+
+
+def _locate(
+    component: DataReader | DataWriter, path: str | os.PathLike[str], storage_options: _t.Any
+) -> tuple[dict[str, _t.Any], str, str]:
+    """Where a file component's file is: fsspec's options, the file's URL, and its format.
+
+    Raises:
+        ValidationError: The storage options or the format cannot be made out.
+    """
+    located = storage(storage_options, needed_by=label(component))
+    location = resolve_location(path, located.root)
+    subject = f"component {component.name!r}"
+    return (
+        located.options,
+        location,
+        file_format(location, needed_by=label(component), subject=subject),
+    )
 
 
 class FileReader(DataReader):
@@ -71,12 +89,7 @@ class FileReader(DataReader):
         **kwargs: _t.Unpack[DataReaderArgsDict],
     ) -> None:
         super().__init__(**kwargs)
-        located = storage(storage_options, needed_by=label(self))
-        self._storage_options = located.options
-        self._location = resolve_location(path, located.root)
-        self._format = file_format(
-            self._location, needed_by=label(self), subject=f"component {self.name!r}"
-        )
+        self._storage_options, self._location, self._format = _locate(self, path, storage_options)
         self._parse_numbers = parse_numbers
         self._thread: IOThread | None = None
         self._file: _t.Any = None
@@ -132,13 +145,7 @@ class FileReader(DataReader):
             raise DataIOError(msg) from exc
 
     def _check_columns(self, available: Sequence[str]) -> None:
-        missing = [f for f in self._field_names if f not in available]
-        if missing:
-            msg = (
-                f"{label(self)}: {self._location} has no column(s) {missing}; "
-                f"its columns are {list(available)}"
-            )
-            raise DataIOError(msg)
+        check_columns(self, self._field_names, available, self._location)
 
     def _open_parquet(self) -> None:
         parquet = pq.ParquetFile(self._file)
@@ -251,12 +258,7 @@ class FileWriter(DataWriter):
         **kwargs: _t.Unpack[DataWriterArgsDict],
     ) -> None:
         super().__init__(**kwargs)
-        located = storage(storage_options, needed_by=label(self))
-        self._storage_options = located.options
-        self._location = resolve_location(path, located.root)
-        self._format = file_format(
-            self._location, needed_by=label(self), subject=f"component {self.name!r}"
-        )
+        self._storage_options, self._location, self._format = _locate(self, path, storage_options)
         if self._format == "parquet" and "flush_interval" not in kwargs:
             # A Parquet file can be read only once it is closed: writing early would only
             # make small row groups.

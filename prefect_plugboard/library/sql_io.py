@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeEngine
 
 from prefect_plugboard.exceptions import DataIOError, NoMoreDataException, ValidationError
-from prefect_plugboard.library._common import label
+from prefect_plugboard.library._common import check_columns, label
 from prefect_plugboard.library._database import Database, parse_url, safe_url
 from prefect_plugboard.library.credentials import sql_connection
 from prefect_plugboard.library.data_reader import DataReader, DataReaderArgsDict
@@ -133,13 +133,9 @@ class SQLReader(_SQLComponent, DataReader):
         except (SQLAlchemyError, OSError) as exc:
             doing = "the query failed on"
             raise self._error(doing, exc) from exc
-        missing = [f for f in self._field_names if f not in columns]
-        if missing:
-            msg = (
-                f"{label(self)}: the query's result on {safe_url(self._url)} has no column(s) "
-                f"{missing}; its columns are {columns}"
-            )
-            raise DataIOError(msg)
+        check_columns(
+            self, self._field_names, columns, f"the query's result on {safe_url(self._url)}"
+        )
         self._positions = [columns.index(f) for f in self._field_names]
         await super().init()
 

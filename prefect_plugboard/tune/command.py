@@ -14,9 +14,7 @@ from rich.table import Table
 from prefect_plugboard.cli.output import console, describe_error, errors, live_view
 from prefect_plugboard.tune.artifact import short_name
 from prefect_plugboard.tune.flow import study_flow
-from prefect_plugboard.tune.section import read_study
 from prefect_plugboard.tune.study import Study
-from prefect_plugboard.tune.template import ModelTemplate
 
 
 __all__ = ["run_tune_command", "trials_table"]
@@ -90,22 +88,20 @@ def run_tune_command(
 ) -> int:
     """Runs the study a model file describes; returns the exit code."""
     try:
-        template = ModelTemplate.load(file, process_type=process_type, overrides=params or None)
-        if ray_address:
-            template.model.spec.prefect.ray_address = ray_address
-        args = read_study(
-            template.tune,
-            template.model.source,
-            {"num_samples": num_samples, "max_concurrent": max_concurrent},
+        study = Study.from_model(
+            file,
+            process_type=process_type,
+            overrides=params or None,
+            num_samples=num_samples,
+            max_concurrent=max_concurrent,
+            study_name=study_name,
+            ray_address=ray_address,
         )
-        if study_name:
-            args.algorithm.study_name = study_name
-        study = Study(template, args)
         study.prepare()
     except Exception as exc:  # noqa: BLE001 - every error is reported the same way
         errors.print(f"[red]Error:[/red] {describe_error(exc)}")
         return 1
-    console.print(f"Tuning {file}: study {study.name!r} ({args.num_samples} trials)…")
+    console.print(f"Tuning {file}: study {study.name!r} ({study.args.num_samples} trials)…")
     started = time.monotonic()
     try:
         state = asyncio.run(_run(study))

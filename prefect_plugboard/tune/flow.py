@@ -21,9 +21,7 @@ from prefect.states import Cancelled, Completed
 from prefect_plugboard.builder.yaml_source import load_yaml
 from prefect_plugboard.tune.artifact import short_name
 from prefect_plugboard.tune.results import StudyResults
-from prefect_plugboard.tune.section import read_study
 from prefect_plugboard.tune.study import Study
-from prefect_plugboard.tune.template import ModelTemplate
 
 
 __all__ = ["run_study", "study_flow", "tune"]
@@ -89,15 +87,15 @@ async def tune(
     source: str | dict[str, Any] = config
     if isinstance(config, str) and "\n" in config:
         source, _ = load_yaml(config, "the config parameter")
-    template = ModelTemplate.load(source, process_type=process_type, overrides=parameters)
-    args = read_study(
-        template.tune,
-        template.model.source,
-        {"num_samples": num_samples, "max_concurrent": max_concurrent},
+    study = Study.from_model(
+        source,
+        process_type=process_type,
+        overrides=parameters,
+        num_samples=num_samples,
+        max_concurrent=max_concurrent,
+        study_name=study_name,
     )
-    if study_name:
-        args.algorithm.study_name = study_name
-    return await run_study(Study(template, args))
+    return await run_study(study)
 
 
 def _best(results: StudyResults) -> str:

@@ -7,8 +7,7 @@ import typing as _t
 
 from pydantic import BaseModel, ValidationError as PydanticValidationError
 
-from prefect_plugboard._suggestions import did_you_mean
-from prefect_plugboard.builder.yaml_source import SourceMap, path_of
+from prefect_plugboard.builder.yaml_source import SourceMap, path_of, schema_message
 from prefect_plugboard.exceptions import Issue, ValidationError
 from prefect_plugboard.tune.specs import (
     CategoricalParameterSpec,
@@ -74,19 +73,13 @@ def tune_issues(error: PydanticValidationError, source: SourceMap) -> list[Issue
     issues = []
     for problem in error.errors():
         location = (*_SECTION, *_without_tags(problem["loc"]))
-        message = str(problem["msg"]).removeprefix("Value error, ")
-        if problem["type"] == "extra_forbidden":
-            known = _known_keys(location[:-1])
-            message = f"unknown key {location[-1]!r}" + did_you_mean(
-                str(location[-1]), known, listing="known keys"
-            )
-        elif problem["type"] == "missing":
-            message = f"missing required key {location[-1]!r}"
-        elif problem["type"] == "union_tag_invalid":
+        if problem["type"] == "union_tag_invalid":
             message = (
                 f"unknown parameter type; use one of {', '.join(_PARAMETER_TYPES)} "
                 "(float, int with `upper` excluded, categorical)"
             )
+        else:
+            message = schema_message(problem, location, _known_keys)
         issues.append(Issue(message, path_of(location), source.where(location)))
     return issues
 

@@ -17,8 +17,10 @@ it into the same graceful stop as a cancellation.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import typing as _t
@@ -36,6 +38,7 @@ from prefect_plugboard.tune.artifact import publish_trials, short_name
 from prefect_plugboard.tune.resources import live_nodes, trials_at_once
 from prefect_plugboard.tune.results import StudyResults, TrialResult
 from prefect_plugboard.tune.searcher import StudySearch, check_algorithm
+from prefect_plugboard.tune.section import read_study
 from prefect_plugboard.tune.space import SearchSpace, resolve_space_function
 from prefect_plugboard.tune.specs import TuneArgsSpec
 from prefect_plugboard.tune.template import ModelTemplate
@@ -64,6 +67,41 @@ class Study:
         stop_reason: Why the study stopped early, if it did.
         flow_run_id: The study's flow run (once it runs).
     """
+
+    @classmethod
+    def from_model(
+        cls,
+        source: str | os.PathLike[str] | Mapping[str, _t.Any],
+        *,
+        process_type: str | None = None,
+        overrides: Mapping[str, _t.Any] | Iterable[str] | None = None,
+        num_samples: int | None = None,
+        max_concurrent: int | None = None,
+        study_name: str | None = None,
+        ray_address: str | None = None,
+    ) -> Study:
+        """The study a model's `tune:` section describes, with what the caller replaces.
+
+        Args:
+            source: The model file (or the model as a dict), with its `tune:` section.
+            process_type: `local` or `ray`: which process the model stands for.
+            overrides: Overrides of the model (`component.input.arg.iters=5`).
+            num_samples: How many trials, in place of the section's.
+            max_concurrent: At most this many trials at once, in place of the section's.
+            study_name: The study's name, in place of the section's.
+            ray_address: The Ray cluster to run on, in place of the model's.
+
+        Raises:
+            ValidationError: The model or its `tune:` section is invalid.
+        """
+        template = ModelTemplate.load(source, process_type=process_type, overrides=overrides)
+        if ray_address:
+            template.model.spec.prefect.ray_address = ray_address
+        replaced = {"num_samples": num_samples, "max_concurrent": max_concurrent}
+        args = read_study(template.tune, template.model.source, replaced)
+        if study_name:
+            args.algorithm.study_name = study_name
+        return cls(template, args)
 
     def __init__(
         self, template: ModelTemplate, args: TuneArgsSpec, name: str | None = None
