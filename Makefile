@@ -25,10 +25,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Two pytest-xdist workers (CI has two cores): most tests wait on processes, Ray or the API.
-# Each worker starts its own Ray and Prefect test API; a module whose tests share a server or
-# cluster keeps them on one worker (see `pytest_xdist_make_scheduler` in tests/conftest.py).
-TEST_WORKERS ?= 2
+# Three pytest-xdist workers, also on CI's two cores: most tests wait on processes, Ray or the
+# API, and one worker per core left the cores a third idle. Each worker starts its own Ray and
+# Prefect test API; a module whose tests share a server or cluster keeps them on one worker
+# (see `pytest_xdist_make_scheduler` in tests/conftest.py).
+TEST_WORKERS ?= 3
 
 test: lint typecheck
 	$(BIN)/pytest -n $(TEST_WORKERS)

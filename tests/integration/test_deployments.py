@@ -1,213 +1,60 @@
-"""Deployments, the Prefect way: a real `prefect server start`, served and pooled runs,
-`prefect deployment run --watch`, artifacts, and cancellation from Prefect.
+"""Served deployments, the Prefect way: a real `prefect server start` (this module's own),
+`prefect-plugboard serve`, `prefect deployment run --watch`, artifacts, cancellation from
+Prefect, and the heartbeats of a long run.
 
-The server, the serving process and the worker are started here on loopback with their own
-`PREFECT_HOME`, and stopped by the PID of what was started.
+Everything is started on loopback and stopped by the PID of what was started.
 """
 
 from collections.abc import Iterator
-import contextlib
 import csv
-import os
 from pathlib import Path
-import re
-import shutil
-import signal
-import subprocess
-import sys
 import time
 import typing as _t
-import urllib.request
 from uuid import UUID
 
-from prefect.client.orchestration import get_client
-from prefect.settings import PREFECT_API_URL, temporary_settings
 import pytest
 
-from tests.helpers import free_port, ray_leftovers
+from tests.deployments import (
+    BIN,
+    MODELS,
+    SEED,
+    api,
+    flow_run_id_of,
+    model_folder,
+    run,
+    serving,
+    watch_deployment,
+)
+from tests.helpers import ray_leftovers
 from tests.prefect_api import eventually
 
 
 # The long run starts before the first test and goes on beside the others (see `long_run`).
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("long_run")]
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-SEED = ROOT / "examples" / "running_in_parallel"
-MODELS = ROOT / "tests" / "unit" / "models"
-
-
-def stop(process: subprocess.Popen[bytes], first: int = signal.SIGTERM, grace: float = 20) -> None:
-    """Stops a process group this test started: `first`, then SIGKILL after `grace` s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, first)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """`prefect server start` on a free loopback port; the env to talk to it."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_ADDRESS"))}
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_RUNNER_POLL_FREQUENCY="1",
-        PREFECT_WORKER_QUERY_SECONDS="1",
-        PREFECT_WORKER_PREFETCH_SECONDS="1",
-        PREFECT_LOGGING_TO_API_BATCH_INTERVAL="0.5",
+def long_run(
+    server: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[UUID, Path]]:
+    """A served 34 s run, started when the module starts and left running beside the other
+    tests (its components sleep, so it costs no CPU); its flow run id and folder."""
+    folder = model_folder(
+        tmp_path_factory.mktemp("long"), SEED / "model.yaml", SEED / "hello_ray.py"
     )
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.read() == b"true":
-                    break
-        except OSError:
-            pass
-        assert process.poll() is None, (home / "server.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "prefect server start did not become healthy"
-        time.sleep(0.5)
-    env["PREFECT_API_URL"] = url
-    try:
-        yield env
-    finally:
-        stop(process)
-        log.close()
-
-
-def run(
-    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def watch_deployment(name: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`prefect deployment run run-process/NAME --watch`: returns once the run has ended."""
-    command = ["deployment", "run", f"run-process/{name}", "--watch", "--watch-interval", "1"]
-    return run([str(BIN / "prefect"), *command], env, cwd)
-
-
-def flow_run_id_of(output: str) -> UUID:
-    match = re.search(r"UUID: ([0-9a-f-]{36})", output)
-    assert match, output
-    return UUID(match.group(1))
-
-
-async def api(env: dict[str, str], call: _t.Callable[[_t.Any], _t.Awaitable[_t.Any]]) -> _t.Any:
-    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
-        async with get_client() as client:
-            return await call(client)
-
-
-def model_folder(tmp_path: Path, model: Path, *modules: Path) -> Path:
-    folder = tmp_path / "model"
-    folder.mkdir()
-    shutil.copy(model, folder / model.name)
-    for module in modules:
-        shutil.copy(module, folder / module.name)
-    return folder
-
-
-@contextlib.contextmanager
-def background(
-    argv: list[str], env: dict[str, str], cwd: Path, *, capture: bool = False
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Runs `argv` in a session of its own for the time of the block, then stops it."""
-    output = subprocess.PIPE if capture else subprocess.DEVNULL
-    process = subprocess.Popen(
-        argv,
-        env=env,
-        cwd=cwd,
-        stdout=output,
-        stderr=subprocess.STDOUT if capture else subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        yield process
-    finally:
-        stop(process, signal.SIGINT)
-
-
-def deployment_exists(name: str, env: dict[str, str]) -> bool:
-    """Whether the API knows the deployment `name` (`flow/deployment`)."""
-    from prefect.exceptions import ObjectNotFound
-
-    with (
-        temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}),
-        get_client(sync_client=True) as client,
+    env = {**server, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
+    iters = LONG_RUN_ITERATIONS
+    with serving(
+        folder / "model.yaml", "seed-long", env, folder, "-p", f"component.input.arg.iters={iters}"
     ):
-        try:
-            client.read_deployment_by_name(name)
-        except ObjectNotFound:
-            return False
-    return True
+        started = run(
+            [str(BIN / "prefect"), "deployment", "run", "run-process/seed-long"], server, folder
+        )
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield flow_run_id_of(started.stdout), folder
 
 
-@contextlib.contextmanager
-def serving(model: Path, name: str, env: dict[str, str], cwd: Path, *extra: str) -> Iterator[None]:
-    argv = [str(BIN / "prefect-plugboard"), "serve", str(model), "--name", name, *extra]
-    with background(argv, env, cwd, capture=True) as process:
-        deadline = time.monotonic() + 60
-        while not deployment_exists(f"run-process/{name}", env):
-            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
-            assert time.monotonic() < deadline, "the deployment never appeared"
-            time.sleep(0.2)
-        yield
-
-
-@contextlib.contextmanager
-def working(pool: str, env: dict[str, str], cwd: Path) -> Iterator[None]:
-    """A `prefect worker start --pool POOL` for the time of the block."""
-    with background([str(BIN / "prefect"), "worker", "start", "--pool", pool], env, cwd):
-        yield
-
-
-@pytest.fixture(scope="module")
-def project(server: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the repository's Prefect project (`prefect.yaml`, `flows/`, the examples it
-    names) and its work pool, `plugboard`."""
-    folder = tmp_path_factory.mktemp("project")
-    shutil.copy(ROOT / "prefect.yaml", folder / "prefect.yaml")
-    shutil.copytree(ROOT / "flows", folder / "flows")
-    for example in ("events", "tuning"):
-        shutil.copytree(ROOT / "examples" / example, folder / "examples" / example)
-    pool = run(
-        [str(BIN / "prefect"), "work-pool", "create", "plugboard", "--type", "process"],
-        server,
-        folder,
-    )
-    assert pool.returncode == 0, pool.stdout + pool.stderr
-    return folder
-
-
-@pytest.fixture(scope="module")
-def pool_worker(server: dict[str, str], project: Path, ray_address: str) -> Iterator[None]:
-    """One `prefect worker start --pool plugboard`, in the project, for the module's tests.
-
-    Its runs join the session's Ray cluster, as runs on a cluster's machines would.
-    """
-    env = {**server, "RAY_ADDRESS": ray_address, "RAY_AUTH_MODE": "token"}
-    with working("plugboard", env, project):
-        yield
+LONG_RUN_ITERATIONS = 34
 
 
 async def test_a_served_model_runs_with_prefect_deployment_run(
@@ -242,34 +89,6 @@ async def test_a_served_model_runs_with_prefect_deployment_run(
     )
     assert {a.type for a in found} == {"markdown", "table"}
     assert any("```mermaid" in str(a.data) for a in found)
-
-
-@pytest.mark.usefixtures("pool_worker")
-async def test_a_model_on_a_process_work_pool_runs_through_a_worker(
-    server: dict[str, str], tmp_path: Path
-) -> None:
-    folder = model_folder(tmp_path, SEED / "model.yaml", SEED / "hello_ray.py")
-    deployed = run(
-        [
-            str(BIN / "prefect-plugboard"),
-            "deploy",
-            str(folder / "model.yaml"),
-            "--name",
-            "pooled",
-            "--pool",
-            "plugboard",
-            "-p",
-            "component.input.arg.iters=2",
-        ],
-        server,
-        tmp_path,
-    )
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    assert "prefect worker start --pool plugboard" in deployed.stdout
-    result = watch_deployment("pooled", server, tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    with (folder / "ray.csv").open() as f:  # the worker runs in the model's folder
-        assert len(list(csv.reader(f))) == 3
 
 
 @pytest.mark.parametrize("process_type", ["local", pytest.param("ray", marks=pytest.mark.ray)])
@@ -350,77 +169,6 @@ async def test_cancelling_a_deployment_run_stops_everything_and_ends_cancelled(
         while ray_leftovers() or held():
             assert time.monotonic() < deadline, (ray_leftovers(), held())
             time.sleep(0.5)
-
-
-@pytest.mark.usefixtures("pool_worker")
-async def test_the_example_deployments_of_prefect_yaml_deploy_and_run(
-    server: dict[str, str], project: Path
-) -> None:
-    deployed = run(
-        [str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "clock-model"], server, project
-    )
-    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
-    result = watch_deployment("clock-model", server, project)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    with (project / "actions.csv").open() as f:
-        assert len(list(csv.reader(f))) == 7
-
-
-@pytest.mark.ray
-@pytest.mark.usefixtures("pool_worker")
-async def test_the_tuning_deployment_of_prefect_yaml_runs_a_study_of_child_runs(
-    server: dict[str, str], project: Path
-) -> None:
-    deployed = run(
-        [str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "projectile"], server, project
-    )
-    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
-    command = [
-        *("deployment", "run", "tune/projectile", "--watch", "--watch-interval", "1"),
-        *("-p", "num_samples=3", "-p", "max_concurrent=2", "-p", "study_name=deployed"),
-    ]
-    result = run([str(BIN / "prefect"), *command], server, project, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    study_id = flow_run_id_of(result.stdout)
-
-    async def children(client: _t.Any) -> list[_t.Any]:
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-
-        return list(
-            await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[study_id])
-                )
-            )
-        )
-
-    trials = await api(server, children)
-    assert sorted(r.name for r in trials) == [f"deployed-trial-{n}" for n in range(3)]
-    assert all(r.state.is_completed() for r in trials)
-
-
-@pytest.fixture(scope="module")
-def long_run(
-    server: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[UUID, Path]]:
-    """A served 34 s run, started when the module starts and left running beside the other
-    tests (its components sleep, so it costs no CPU); its flow run id and folder."""
-    folder = model_folder(
-        tmp_path_factory.mktemp("long"), SEED / "model.yaml", SEED / "hello_ray.py"
-    )
-    env = {**server, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
-    iters = LONG_RUN_ITERATIONS
-    with serving(
-        folder / "model.yaml", "seed-long", env, folder, "-p", f"component.input.arg.iters={iters}"
-    ):
-        started = run(
-            [str(BIN / "prefect"), "deployment", "run", "run-process/seed-long"], server, folder
-        )
-        assert started.returncode == 0, started.stdout + started.stderr
-        yield flow_run_id_of(started.stdout), folder
-
-
-LONG_RUN_ITERATIONS = 34
 
 
 async def test_a_long_run_keeps_sending_heartbeats_while_its_components_work(

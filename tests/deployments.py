@@ -1,0 +1,172 @@
+"""Helpers of the deployment tests: their own `prefect server start`, the commands a user
+types, processes started in sessions of their own and stopped by PID, and the API read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import contextlib
+import os
+from pathlib import Path
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import typing as _t
+import urllib.request
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from tests.helpers import free_port
+
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SEED = ROOT / "examples" / "running_in_parallel"
+MODELS = ROOT / "tests" / "unit" / "models"
+
+
+@contextlib.contextmanager
+def prefect_server(home: Path) -> Iterator[dict[str, str]]:
+    """`prefect server start` on a free loopback port; the env to talk to it."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_ADDRESS"))}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_RUNNER_POLL_FREQUENCY="1",
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        PREFECT_WORKER_PREFETCH_SECONDS="1",
+        PREFECT_LOGGING_TO_API_BATCH_INTERVAL="0.5",
+    )
+    log = (home / "server.log").open("wb")
+    process = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.read() == b"true":
+                    break
+        except OSError:
+            pass
+        assert process.poll() is None, (home / "server.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "prefect server start did not become healthy"
+        time.sleep(0.5)
+    env["PREFECT_API_URL"] = url
+    try:
+        yield env
+    finally:
+        stop(process)
+        log.close()
+
+
+def stop(process: subprocess.Popen[bytes], first: int = signal.SIGTERM, grace: float = 20) -> None:
+    """Stops a process group this test started: `first`, then SIGKILL after `grace` s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, first)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def run(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def watch_deployment(name: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`prefect deployment run run-process/NAME --watch`: returns once the run has ended."""
+    command = ["deployment", "run", f"run-process/{name}", "--watch", "--watch-interval", "1"]
+    return run([str(BIN / "prefect"), *command], env, cwd)
+
+
+def flow_run_id_of(output: str) -> UUID:
+    match = re.search(r"UUID: ([0-9a-f-]{36})", output)
+    assert match, output
+    return UUID(match.group(1))
+
+
+async def api(env: dict[str, str], call: _t.Callable[[_t.Any], _t.Awaitable[_t.Any]]) -> _t.Any:
+    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
+        async with get_client() as client:
+            return await call(client)
+
+
+def model_folder(tmp_path: Path, model: Path, *modules: Path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    shutil.copy(model, folder / model.name)
+    for module in modules:
+        shutil.copy(module, folder / module.name)
+    return folder
+
+
+@contextlib.contextmanager
+def background(
+    argv: list[str], env: dict[str, str], cwd: Path, *, capture: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Runs `argv` in a session of its own for the time of the block, then stops it."""
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=cwd,
+        stdout=output,
+        stderr=subprocess.STDOUT if capture else subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        stop(process, signal.SIGINT)
+
+
+def deployment_exists(name: str, env: dict[str, str]) -> bool:
+    """Whether the API knows the deployment `name` (`flow/deployment`)."""
+    from prefect.exceptions import ObjectNotFound
+
+    with (
+        temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}),
+        get_client(sync_client=True) as client,
+    ):
+        try:
+            client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def serving(model: Path, name: str, env: dict[str, str], cwd: Path, *extra: str) -> Iterator[None]:
+    argv = [str(BIN / "prefect-plugboard"), "serve", str(model), "--name", name, *extra]
+    with background(argv, env, cwd, capture=True) as process:
+        deadline = time.monotonic() + 60
+        while not deployment_exists(f"run-process/{name}", env):
+            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            assert time.monotonic() < deadline, "the deployment never appeared"
+            time.sleep(0.2)
+        yield
+
+
+@contextlib.contextmanager
+def working(pool: str, env: dict[str, str], cwd: Path) -> Iterator[None]:
+    """A `prefect worker start --pool POOL` for the time of the block."""
+    with background([str(BIN / "prefect"), "worker", "start", "--pool", pool], env, cwd):
+        yield
