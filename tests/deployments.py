@@ -170,3 +170,19 @@ def working(pool: str, env: dict[str, str], cwd: Path) -> Iterator[None]:
     """A `prefect worker start --pool POOL` for the time of the block."""
     with background([str(BIN / "prefect"), "worker", "start", "--pool", pool], env, cwd):
         yield
+
+
+async def flow_run_log(env: dict[str, str], flow_run_id: UUID) -> str:
+    """The flow run's log lines, oldest first, as text: what a failed assertion shows."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    async def read(client: _t.Any) -> list[_t.Any]:
+        return list(
+            await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                limit=200,
+            )
+        )
+
+    logs = sorted(await api(env, read), key=lambda line: line.timestamp)
+    return "\n".join(f"{line.timestamp:%H:%M:%S.%f} {line.name}: {line.message}" for line in logs)

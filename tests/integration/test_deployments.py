@@ -20,6 +20,7 @@ from tests.deployments import (
     SEED,
     api,
     flow_run_id_of,
+    flow_run_log,
     model_folder,
     run,
     serving,
@@ -135,7 +136,8 @@ async def test_cancelling_a_deployment_run_stops_everything_and_ends_cancelled(
             what="a final state",
         )
         assert time.monotonic() - cancel_at < 10
-        assert flow_run.state.type.value == "CANCELLED", flow_run.state
+        log = await flow_run_log(server, flow_run_id)
+        assert flow_run.state.type.value == "CANCELLED", f"{flow_run.state}\n{log}"
 
         async def task_runs(client: _t.Any) -> list[_t.Any]:
             from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
