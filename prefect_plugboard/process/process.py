@@ -352,8 +352,10 @@ class Process(ABC):
             else None
         )
         outcome = "failed"
-        try:
-            with signals_stop(self._cancel_on_signal):
+        # Signals stay handled until the summary is out: Prefect's SIGTERM for a cancellation
+        # the watch has already acted on often lands after the components have stopped.
+        with signals_stop(self._cancel_on_signal):
+            try:
                 try:
                     await self._run_components()
                 except ComponentError as exc:
@@ -361,20 +363,22 @@ class Process(ABC):
                     if constraint is None:
                         raise
                     raise constraint from exc.__cause__
-            outcome = "completed" if self.stop_reason is None else f"stopped: {self.stop_reason}"
-        except BaseException as exc:
-            if _is_cancellation(exc):
-                outcome = f"stopped: {self.stop_reason or 'cancelled'}"
-            else:
-                outcome = f"failed: {exc}"
-            raise
-        finally:
-            if watch is not None:
-                watch.cancel()
-            self._settle_components()
-            if graph is not None:
-                await graph
-                await publish_summary(self, outcome)
+                outcome = (
+                    "completed" if self.stop_reason is None else f"stopped: {self.stop_reason}"
+                )
+            except BaseException as exc:
+                if _is_cancellation(exc):
+                    outcome = f"stopped: {self.stop_reason or 'cancelled'}"
+                else:
+                    outcome = f"failed: {exc}"
+                raise
+            finally:
+                if watch is not None:
+                    watch.cancel()
+                self._settle_components()
+                if graph is not None:
+                    await graph
+                    await publish_summary(self, outcome)
 
     def _cancelled_from_prefect(self) -> None:
         self._cancel(CANCELLED_FROM_PREFECT)
