@@ -19,8 +19,7 @@ import pytest
 
 
 MODULES_SHARING_A_FIXTURE = (
-    "tests/integration/test_deployments.py",  # one `prefect server start` each
-    "tests/integration/test_deployments_on_a_pool.py",
+    "tests/integration/test_deployments.py",  # one `prefect server start`
     "tests/integration/test_ray_clusters.py",  # one `ray start --head`
 )
 """Modules whose tests share a module-scoped server or cluster: one pytest-xdist worker runs

@@ -120,22 +120,25 @@ def model_folder(tmp_path: Path, model: Path, *modules: Path) -> Path:
 
 @contextlib.contextmanager
 def background(
-    argv: list[str], env: dict[str, str], cwd: Path, *, capture: bool = False
+    argv: list[str], env: dict[str, str], cwd: Path, *, log: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Runs `argv` in a session of its own for the time of the block, then stops it."""
-    output = subprocess.PIPE if capture else subprocess.DEVNULL
-    process = subprocess.Popen(
-        argv,
-        env=env,
-        cwd=cwd,
-        stdout=output,
-        stderr=subprocess.STDOUT if capture else subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        yield process
-    finally:
-        stop(process, signal.SIGINT)
+    """Runs `argv` in a session of its own for the time of the block, then stops it.
+
+    Its output goes to `log` (a file: a pipe nobody reads would stall it), else nowhere.
+    """
+    with open(log or os.devnull, "wb") as output:
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            stop(process, signal.SIGINT)
 
 
 def deployment_exists(name: str, env: dict[str, str]) -> bool:
@@ -154,15 +157,17 @@ def deployment_exists(name: str, env: dict[str, str]) -> bool:
 
 
 @contextlib.contextmanager
-def serving(model: Path, name: str, env: dict[str, str], cwd: Path, *extra: str) -> Iterator[None]:
+def serving(model: Path, name: str, env: dict[str, str], cwd: Path, *extra: str) -> Iterator[Path]:
+    """`prefect-plugboard serve` of `model` for the time of the block; yields its log file."""
     argv = [str(BIN / "prefect-plugboard"), "serve", str(model), "--name", name, *extra]
-    with background(argv, env, cwd, capture=True) as process:
+    log = model.parent / f"serve-{name}.log"
+    with background(argv, env, cwd, log=log) as process:
         deadline = time.monotonic() + 60
         while not deployment_exists(f"run-process/{name}", env):
-            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the deployment never appeared"
             time.sleep(0.2)
-        yield
+        yield log
 
 
 @contextlib.contextmanager
