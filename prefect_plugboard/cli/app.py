@@ -173,7 +173,7 @@ def run(
 
 
 async def _run(flow: _t.Any, process: _t.Callable[[], Process | None]) -> _t.Any:
-    with live_view(progress_table(process)):
+    async with live_view(progress_table(process)):
         return await flow(return_state=True)
 
 

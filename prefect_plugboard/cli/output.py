@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 import contextlib
 import logging
 import sys
@@ -64,25 +65,35 @@ def progress_table(process_getter: Callable[[], Process | None]) -> Callable[[],
     return render
 
 
-@contextlib.contextmanager
-def live_view(get_renderable: Callable[[], _t.Any]) -> Iterator[None]:
+@contextlib.asynccontextmanager
+async def live_view(get_renderable: Callable[[], _t.Any]) -> AsyncIterator[None]:
     """On a terminal, a table that redraws in place below the log lines, for the block.
 
     Log lines bound for the terminal (Prefect's console handler) are printed through the
-    live display, so each lands whole above the table instead of inside it. Off a terminal
-    (a pipe, a file, CI) nothing is drawn and the logs go where they went.
+    live display, so each lands whole above the table instead of inside it. The table is
+    redrawn from the event loop, 4 times a second, not from a thread of its own: the run logs
+    from the loop, so a redraw never meets a log line half-way. Off a terminal (a pipe, a
+    file, CI) nothing is drawn and the logs go where they went.
 
     Args:
-        get_renderable: Called at each refresh (4 times a second) for what to draw.
+        get_renderable: Called at each redraw for what to draw.
     """
     if not sys.stdout.isatty():
         yield
         return
-    with (
-        _terminal_logs_through(console),
-        Live(get_renderable=get_renderable, console=console, refresh_per_second=4, transient=True),
-    ):
-        yield
+    live = Live(get_renderable=get_renderable, console=console, auto_refresh=False, transient=True)
+    with _terminal_logs_through(console), live:
+        redraw = asyncio.ensure_future(_redraw(live, every=0.25))
+        try:
+            yield
+        finally:
+            redraw.cancel()
+
+
+async def _redraw(live: Live, every: float) -> None:
+    while True:
+        live.refresh()
+        await asyncio.sleep(every)
 
 
 class _ConsoleLogHandler(logging.Handler):

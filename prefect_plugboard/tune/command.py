@@ -138,5 +138,5 @@ def run_tune_command(
 
 async def _run(study: Study) -> _t.Any:
     flow = study_flow(study)
-    with live_view(trials_table(study)):
+    async with live_view(trials_table(study)):
         return await flow(return_state=True)
