@@ -23,6 +23,9 @@ __all__ = ["console", "describe_error", "errors", "live_view", "progress_table"]
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
+REDRAW_INTERVAL = 0.25
+"""How often (s) a live table is redrawn."""
+
 
 def describe_error(error: BaseException) -> str:
     """A short account of an error for the terminal: the problems, or the failure and cause."""
@@ -83,17 +86,17 @@ async def live_view(get_renderable: Callable[[], _t.Any]) -> AsyncIterator[None]
         return
     live = Live(get_renderable=get_renderable, console=console, auto_refresh=False, transient=True)
     with _terminal_logs_through(console), live:
-        redraw = asyncio.ensure_future(_redraw(live, every=0.25))
+        redraw = asyncio.ensure_future(_redraw(live))
         try:
             yield
         finally:
             redraw.cancel()
 
 
-async def _redraw(live: Live, every: float) -> None:
+async def _redraw(live: Live) -> None:
     while True:
         live.refresh()
-        await asyncio.sleep(every)
+        await asyncio.sleep(REDRAW_INTERVAL)
 
 
 class _ConsoleLogHandler(logging.Handler):

@@ -69,7 +69,8 @@ def test_every_public_name_is_exported_from_the_package() -> None:
 
 
 FIXED_SLEEP = re.compile(
-    r"time\.sleep\(|(asyncio|anyio)\.sleep\((?!0\))(?!CANCEL_POLL_INTERVAL\))(?!_retry_pause\()"
+    r"time\.sleep\(|(asyncio|anyio)\.sleep\((?!0\))(?!CANCEL_POLL_INTERVAL\))(?!REDRAW_INTERVAL\))"
+    r"(?!_retry_pause\()"
     r"(?!busy_backoff\))"
 )
 # The timed waits allowed: reading a flow run's state as a fallback to hearing its
