@@ -25,12 +25,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Two pytest-xdist workers, one per core on CI: most tests wait on processes, Ray or the API.
-# (Three were faster but overloaded two cores: Ray's GCS calls and a served run's cancellation
-# then lost races they win otherwise.) Each worker starts its own Ray and Prefect test API; a
-# module whose tests share a server or cluster keeps them on one worker (see
-# `pytest_xdist_make_scheduler` in tests/conftest.py).
-TEST_WORKERS ?= 2
+# `make test` runs the tests one after another (TEST_WORKERS=0): on two cores, parallel
+# workers cut its time to about 5 minutes but lose the timing the Ray and cancellation tests
+# check. `make test TEST_WORKERS=2` runs it on two pytest-xdist workers, each with its own Ray
+# and Prefect test API; a module whose tests share a server or cluster stays on one worker
+# (see `pytest_xdist_make_scheduler` in tests/conftest.py). `make test-fast` uses two.
+TEST_WORKERS ?= 0
 
 test: lint typecheck
 	$(BIN)/pytest -n $(TEST_WORKERS)
@@ -38,7 +38,7 @@ test: lint typecheck
 # The edit-test loop: ruff and every test that starts neither Ray nor a process of its own.
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not ray and not slow"
+	$(BIN)/pytest -q -n 2 -m "not ray and not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/chain.py

@@ -96,91 +96,6 @@ async def test_a_served_model_runs_with_prefect_deployment_run(
     assert any("```mermaid" in str(a.data) for a in found)
 
 
-@pytest.mark.parametrize("process_type", ["local", pytest.param("ray", marks=pytest.mark.ray)])
-async def test_cancelling_a_deployment_run_stops_everything_and_ends_cancelled(
-    process_type: str, server: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    # On Ray the served run joins the session's cluster, which must then hold nothing of it.
-    env = server
-    if process_type == "ray":
-        address = request.getfixturevalue("ray_address")
-        env = {**server, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "token"}
-    folder = model_folder(tmp_path, MODELS / "model.yaml", MODELS / "shapes.py")
-    marker = tmp_path / "destroyed"
-    (folder / "forever.yaml").write_text(
-        "plugboard:\n  process:\n    args:\n      components:\n"
-        f"      - {{type: shapes.Forever, args: {{name: forever, marker: {marker}}}}}\n"
-        "      - {type: shapes.Scale, args: {name: scale}}\n"
-        "      connectors:\n      - {source: forever.n, target: scale.n}\n"
-    )
-    name = f"forever-{process_type}"
-    with serving(
-        folder / "forever.yaml", name, env, tmp_path, "--process-type", process_type
-    ) as served:
-        started = run(
-            [str(BIN / "prefect"), "deployment", "run", f"run-process/{name}"], server, tmp_path
-        )
-        assert started.returncode == 0, started.stdout + started.stderr
-        flow_run_id = flow_run_id_of(started.stdout)
-        deadline = time.monotonic() + 120
-        while not Path(f"{marker}.started").exists():
-            assert time.monotonic() < deadline, "the model never started"
-            time.sleep(0.2)
-        cancel_at = time.monotonic()
-        cancelled = run(
-            [str(BIN / "prefect"), "flow-run", "cancel", str(flow_run_id)], server, tmp_path
-        )
-        assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
-
-        async def read(client: _t.Any) -> _t.Any:
-            return await client.read_flow_run(flow_run_id)
-
-        flow_run = await eventually(
-            lambda: api(server, read),
-            lambda r: r.state.is_final(),
-            timeout=30,
-            what="a final state",
-        )
-        assert time.monotonic() - cancel_at < 10
-        assert flow_run.state.type.value == "CANCELLED", (
-            f"{flow_run.state}\n{await flow_run_log(server, flow_run_id)}\n"
-            f"{served.read_text()[-6000:]}"
-        )
-
-        async def task_runs(client: _t.Any) -> list[_t.Any]:
-            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-            return list(
-                await client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-                )
-            )
-
-        runs = await eventually(
-            lambda: api(server, task_runs),
-            lambda rs: len(rs) == 2 and all(r.state and r.state.is_final() for r in rs),
-            timeout=30,
-            what="two final task runs",
-        )
-        assert {r.state.type.value for r in runs} == {"CANCELLED"}
-        assert marker.read_text() == "destroyed"
-    if process_type == "ray":
-        import ray
-
-        def held() -> dict[str, float]:
-            free = ray.available_resources()
-            return {
-                k: total - free.get(k, 0.0)
-                for k, total in ray.cluster_resources().items()
-                if "memory" not in k and free.get(k, 0.0) < total
-            }
-
-        deadline = time.monotonic() + 30
-        while ray_leftovers() or held():
-            assert time.monotonic() < deadline, (ray_leftovers(), held())
-            time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def project(server: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the repository's Prefect project (`prefect.yaml`, `flows/`, the examples it
@@ -283,6 +198,91 @@ async def test_the_tuning_deployment_of_prefect_yaml_runs_a_study_of_child_runs(
     trials = await api(server, children)
     assert sorted(r.name for r in trials) == [f"deployed-trial-{n}" for n in range(3)]
     assert all(r.state.is_completed() for r in trials)
+
+
+@pytest.mark.parametrize("process_type", ["local", pytest.param("ray", marks=pytest.mark.ray)])
+async def test_cancelling_a_deployment_run_stops_everything_and_ends_cancelled(
+    process_type: str, server: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # On Ray the served run joins the session's cluster, which must then hold nothing of it.
+    env = server
+    if process_type == "ray":
+        address = request.getfixturevalue("ray_address")
+        env = {**server, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "token"}
+    folder = model_folder(tmp_path, MODELS / "model.yaml", MODELS / "shapes.py")
+    marker = tmp_path / "destroyed"
+    (folder / "forever.yaml").write_text(
+        "plugboard:\n  process:\n    args:\n      components:\n"
+        f"      - {{type: shapes.Forever, args: {{name: forever, marker: {marker}}}}}\n"
+        "      - {type: shapes.Scale, args: {name: scale}}\n"
+        "      connectors:\n      - {source: forever.n, target: scale.n}\n"
+    )
+    name = f"forever-{process_type}"
+    with serving(
+        folder / "forever.yaml", name, env, tmp_path, "--process-type", process_type
+    ) as served:
+        started = run(
+            [str(BIN / "prefect"), "deployment", "run", f"run-process/{name}"], server, tmp_path
+        )
+        assert started.returncode == 0, started.stdout + started.stderr
+        flow_run_id = flow_run_id_of(started.stdout)
+        deadline = time.monotonic() + 120
+        while not Path(f"{marker}.started").exists():
+            assert time.monotonic() < deadline, "the model never started"
+            time.sleep(0.2)
+        cancel_at = time.monotonic()
+        cancelled = run(
+            [str(BIN / "prefect"), "flow-run", "cancel", str(flow_run_id)], server, tmp_path
+        )
+        assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+
+        async def read(client: _t.Any) -> _t.Any:
+            return await client.read_flow_run(flow_run_id)
+
+        flow_run = await eventually(
+            lambda: api(server, read),
+            lambda r: r.state.is_final(),
+            timeout=30,
+            what="a final state",
+        )
+        assert time.monotonic() - cancel_at < 10
+        assert flow_run.state.type.value == "CANCELLED", (
+            f"{flow_run.state}\n{await flow_run_log(server, flow_run_id)}\n"
+            f"{served.read_text()[-6000:]}"
+        )
+
+        async def task_runs(client: _t.Any) -> list[_t.Any]:
+            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+            return list(
+                await client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+                )
+            )
+
+        runs = await eventually(
+            lambda: api(server, task_runs),
+            lambda rs: len(rs) == 2 and all(r.state and r.state.is_final() for r in rs),
+            timeout=30,
+            what="two final task runs",
+        )
+        assert {r.state.type.value for r in runs} == {"CANCELLED"}
+        assert marker.read_text() == "destroyed"
+    if process_type == "ray":
+        import ray
+
+        def held() -> dict[str, float]:
+            free = ray.available_resources()
+            return {
+                k: total - free.get(k, 0.0)
+                for k, total in ray.cluster_resources().items()
+                if "memory" not in k and free.get(k, 0.0) < total
+            }
+
+        deadline = time.monotonic() + 30
+        while ray_leftovers() or held():
+            assert time.monotonic() < deadline, (ray_leftovers(), held())
+            time.sleep(0.5)
 
 
 async def test_a_long_run_keeps_sending_heartbeats_while_its_components_work(
