@@ -17,8 +17,7 @@ from prefect.client.schemas.objects import State
 
 from prefect_plugboard.builder import build_process, load_model
 from prefect_plugboard.builder.yaml_source import load_yaml
-from prefect_plugboard.process.cancellation import sigterm_stops
-from prefect_plugboard.process.process import ending_state
+from prefect_plugboard.process.process import run_as_the_flow
 
 
 __all__ = ["run_process"]
@@ -51,10 +50,6 @@ async def run_process(
         try:
             await process.run()  # initialises the process first
         finally:
-            # Prefect's SIGTERM for a cancellation the run has already acted on may land
-            # now: it must not cut the clean-up short, and the run still ends Cancelled.
-            with sigterm_stops(lambda: process._cancel("the run received SIGTERM")):
-                await process.destroy()
+            await process.destroy()
 
-    # A cancellation may land while the process is destroyed: that too ends Cancelled.
-    return await ending_state(process, run_then_destroy())
+    return await run_as_the_flow(process, run_then_destroy())

@@ -52,7 +52,7 @@ async def watch_for_cancellation(flow_run_id: UUID, on_cancel: Callable[[], None
 
 
 @contextlib.contextmanager
-def sigterm_stops(on_sigterm: Callable[[], None]) -> Iterator[None]:
+def sigterm_stops(on_sigterm: Callable[[], None], *, keep: bool = False) -> Iterator[None]:
     """While inside, a SIGTERM calls `on_sigterm()` on the running event loop.
 
     Prefect's own handler raises wherever the program happens to be, which may be inside a
@@ -60,14 +60,22 @@ def sigterm_stops(on_sigterm: Callable[[], None]) -> Iterator[None]:
     component the same way, `Cancelled`. A second SIGTERM gets the handler that was there
     before (the hard way out). Outside the main thread signals cannot be handled, and this
     does nothing.
+
+    Args:
+        on_sigterm: Called on the running event loop with the first SIGTERM.
+        keep: Leave the handler in place on the way out, for the function of a flow that is
+            the whole run. The runner's SIGTERM for a cancellation the run has already acted
+            on can land after the function has returned, while the flow engine records the
+            final state: Prefect's handler would turn it into a `Crashed` run, this one
+            absorbs it. The engine puts back the handler it found once the run has ended.
     """
-    with signals_stop(lambda signum: on_sigterm(), interrupt=False):
+    with signals_stop(lambda signum: on_sigterm(), interrupt=False, restore=not keep):
         yield
 
 
 @contextlib.contextmanager
 def signals_stop(
-    on_signal: Callable[[signal.Signals], None], *, interrupt: bool = True
+    on_signal: Callable[[signal.Signals], None], *, interrupt: bool = True, restore: bool = True
 ) -> Iterator[None]:
     """While inside, a SIGTERM or a Ctrl-C (SIGINT) calls `on_signal(signum)` on the loop.
 
@@ -79,6 +87,8 @@ def signals_stop(
     Args:
         on_signal: Called on the running event loop with the first signal received.
         interrupt: Whether to handle SIGINT too (else only SIGTERM).
+        restore: Whether to put back the SIGTERM handler on the way out (SIGINT's always
+            is); see `sigterm_stops`.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -92,7 +102,8 @@ def signals_stop(
         nonlocal received
         if not received:
             received = True
-            loop.call_soon_threadsafe(on_signal, signal.Signals(signum))
+            with contextlib.suppress(RuntimeError):  # kept past its loop (`restore=False`)
+                loop.call_soon_threadsafe(on_signal, signal.Signals(signum))
             return
         if signum == signal.SIGINT:
             # Raised here it interrupts even a blocking call; but code that catches it (a
@@ -110,6 +121,8 @@ def signals_stop(
         yield
     finally:
         for signum, handler in previous.items():
+            if signum == signal.SIGTERM and not restore:
+                continue
             if handler is not None:  # None: set outside Python, cannot be put back
                 signal.signal(signum, handler)
 

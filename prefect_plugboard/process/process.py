@@ -31,7 +31,11 @@ from prefect_plugboard.exceptions import (
     ValidationError,
 )
 from prefect_plugboard.process.artifacts import publish_graph, publish_summary
-from prefect_plugboard.process.cancellation import signals_stop, watch_for_cancellation
+from prefect_plugboard.process.cancellation import (
+    signals_stop,
+    sigterm_stops,
+    watch_for_cancellation,
+)
 from prefect_plugboard.process.validation import unread_outputs, validate_graph
 from prefect_plugboard.schemas.connector import ConnectorSpec
 from prefect_plugboard.schemas.status import Status
@@ -391,7 +395,7 @@ class Process(ABC):
             )
             self._cancel("the run was interrupted (Ctrl-C)")
         else:
-            self._cancel("the run received SIGTERM")
+            self._cancel(SIGTERM_RECEIVED)
 
     def _cancel(self, reason: str) -> None:
         """Stops the run as cancelled: its flow run ends `Cancelled`, not `Completed`."""
@@ -400,7 +404,7 @@ class Process(ABC):
 
     def _flow(self) -> Flow[[], Coroutine[_t.Any, _t.Any, State | None]]:
         async def run_process() -> State | None:
-            return await ending_state(self, self._run_in_current_flow())
+            return await run_as_the_flow(self, self._run_in_current_flow())
 
         return Flow(
             fn=run_process,
@@ -507,6 +511,19 @@ def _build(factory: ConnectorFactory, spec: object, index: int) -> Connector:
 
 
 CANCELLED_FROM_PREFECT = "the flow run was cancelled from Prefect"
+SIGTERM_RECEIVED = "the run received SIGTERM"
+
+
+async def run_as_the_flow(process: Process, running: Awaitable[None]) -> State | None:
+    """The body of a flow whose whole run is `process`'s; returns the state it ends in.
+
+    As `ending_state`, and a SIGTERM from the moment the flow starts until Prefect has
+    recorded its final state stops the process gracefully: a served or pooled run cancelled
+    from Prefect ends `Cancelled` even when the runner's SIGTERM lands after the components
+    have stopped (see `sigterm_stops`).
+    """
+    with sigterm_stops(lambda: process._cancel(SIGTERM_RECEIVED), keep=True):
+        return await ending_state(process, running)
 
 
 async def ending_state(process: Process, running: Awaitable[None]) -> State | None:

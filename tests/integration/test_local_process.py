@@ -5,6 +5,8 @@ import csv
 import os
 from pathlib import Path
 import signal
+import subprocess
+import sys
 import typing as _t
 
 from prefect import flow
@@ -192,6 +194,48 @@ async def test_the_run_shows_its_graph_its_links_and_a_summary() -> None:
     await final_task_runs(process.flow_run_id, 3)
     parents = await run_graph(process.flow_run_id)
     assert parents == {"src": set(), "relay": {"src"}, "sink": {"relay"}}
+
+
+_LATE_SIGTERM = """
+import asyncio, os, signal, sys
+from prefect import flow
+from prefect_plugboard.flows import run_process
+
+async def run_then_get_sigterm(config: str):
+    state = await run_process.fn(config)
+    # Where a runner's SIGTERM for a run that has already stopped lands: after the flow's
+    # function, before the engine has recorded the final state.
+    os.kill(os.getpid(), signal.SIGTERM)
+    return state
+
+late = flow(run_then_get_sigterm, name="late-sigterm", persist_result=False)
+print(asyncio.run(late(sys.argv[1], return_state=True)).type.value)
+"""
+
+
+def test_a_sigterm_after_the_run_process_flow_has_stopped_does_not_crash_it(
+    tmp_path: Path, prefect_api: str
+) -> None:
+    # The cause of served runs cancelled from the UI ending `Crashed`: Prefect's handler,
+    # back in place once the run had stopped, turned the runner's SIGTERM into a crash.
+    model = tmp_path / "model.yaml"
+    model.write_text(
+        "plugboard:\n  process:\n    args:\n      name: late\n      components:\n"
+        "      - {type: prefect_plugboard.testing.ListSource, args: {name: src, items: [1, 2]}}\n"
+        "      - {type: prefect_plugboard.testing.Collector, args: {name: sink}}\n"
+        "      connectors:\n      - {source: src.x, target: sink.x}\n"
+    )
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    done = subprocess.run(
+        [sys.executable, "-c", _LATE_SIGTERM, str(model)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "COMPLETED"), done.stderr[-3000:]
 
 
 async def _cancel_from_prefect(process: LocalProcess) -> None:

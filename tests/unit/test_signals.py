@@ -77,3 +77,20 @@ async def test_a_ctrl_c_calls_back_on_the_loop_and_the_old_handler_comes_back() 
         await asyncio.wait_for(stopped.wait(), 5)
     assert received == [signal.SIGINT]
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_kept_sigterm_handler_stays_and_absorbs_a_signal_after_its_loop_has_closed() -> None:
+    calls: list[str] = []
+
+    async def run_and_return() -> None:
+        with sigterm_stops(lambda: calls.append("stop"), keep=True):
+            pass
+
+    original = signal.getsignal(signal.SIGTERM)
+    try:
+        asyncio.run(run_and_return())
+        assert signal.getsignal(signal.SIGTERM) is not original  # left for the engine to undo
+        os.kill(os.getpid(), signal.SIGTERM)  # Prefect's handler would raise here
+        assert calls == []  # the loop it would call back on is gone
+    finally:
+        signal.signal(signal.SIGTERM, original)
