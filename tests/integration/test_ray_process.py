@@ -57,7 +57,9 @@ async def test_seed_model_on_ray_overlaps_the_sleeps(
     stamps = [datetime.datetime.fromisoformat(r[0]) for r in rows]
     gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False)]
     steady = [g for g in gaps if g > 0.2]  # the first rows may arrive together, at start-up
-    assert steady and statistics.mean(steady) < 1.25, gaps  # 1.5 s if the sleeps took turns
+    # 1.5 s a row if the sleeps took turns; the median, as one row a busy machine held back
+    # must not hide that the others came every second.
+    assert steady and statistics.median(steady) < 1.25, gaps
 
     assert process.status is Status.COMPLETED
     assert process.components["very-slow-sleep"].run_stats.steps == 6
@@ -70,14 +72,21 @@ async def test_seed_model_on_ray_overlaps_the_sleeps(
 class Introspect(PassThrough):
     """Notes what its worker holds of Prefect, logs a little, prints a little."""
 
-    exports = ["api_url"]
+    exports = ["api_url", "written"]
 
     async def init(self) -> None:
         self.api_url = os.environ.get("PREFECT_API_URL")
-        self.logger.info("initialised at %s", time.time())
+        self.written: dict[str, tuple[float, float]] = {}
+        self._log("initialised")
+
+    def _log(self, message: str) -> None:
+        """Logs `message`, noting the worker's clock just before and just after."""
+        before = time.time()
+        self.logger.info(message)
+        self.written[message] = (before, time.time())
 
     async def step(self) -> None:
-        self.logger.info("step %s at %s", self.x, time.time())
+        self._log(f"step {self.x}")
         print(f"printed {self.x}")
         if self.x == 1:
             try:
@@ -115,7 +124,7 @@ async def test_workers_never_reach_prefect_and_their_logs_reach_the_task_runs() 
     logs = await wait_for_log(runs["probe"].id, "finished")
     lines = [log.message for log in logs]
     expected = [
-        "initialised at",
+        "initialised",
         "step 0",
         "printed 0",
         "step 1",
@@ -128,10 +137,12 @@ async def test_workers_never_reach_prefect_and_their_logs_reach_the_task_runs() 
     assert positions == sorted(positions), lines  # every line, in the order it was written
     traceback_line = lines[positions[5]]
     assert "Traceback" in traceback_line and "ValueError: a handled error" in traceback_line
-    for log in logs:  # the worker's own timestamps
-        if log.message.startswith(("initialised at", "step")):
-            written = float(log.message.rsplit(" ", 1)[1])
-            assert abs(log.timestamp.timestamp() - written) < 0.01
+    written = process.components["probe"].written
+    assert sorted(written) == ["initialised", "step 0", "step 1", "step 2"]
+    for log in logs:  # the worker's own timestamps, not when the driver got them
+        if log.message in written:
+            before, after = written[log.message]
+            assert before - 1e-6 <= log.timestamp.timestamp() <= after + 1e-6, log.message
     assert all(started <= log.timestamp.timestamp() for log in logs)
 
 
