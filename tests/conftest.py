@@ -13,9 +13,10 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from collections.abc import Iterator
 import typing as _t
 
-from prefect.settings import PREFECT_API_URL
-from prefect.testing.utilities import prefect_test_harness
+from prefect.settings import PREFECT_API_URL, temporary_settings
 import pytest
+
+from tests.shared_server import environment, make_run_folder, remove_run_folder, shared_api
 
 
 MODULES_SHARING_A_FIXTURE = (
@@ -87,11 +88,25 @@ def ray_address(ray_cluster: None) -> str:
     return str(ray.get_runtime_context().gcs_address)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_OWNS_RUN_FOLDER] = make_run_folder()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_OWNS_RUN_FOLDER, False):
+        remove_run_folder()
+
+
+_OWNS_RUN_FOLDER = pytest.StashKey[bool]()
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
-    """A Prefect API (temporary database, its own server) shared by the session; its URL."""
-    with prefect_test_harness(server_startup_timeout=60):
-        yield str(PREFECT_API_URL.value())
+    """The run's Prefect API: one `prefect server start` (temporary database) for the whole
+    test run, pytest-xdist's workers included (see `tests/shared_server.py`); its URL."""
+    url = shared_api()
+    with temporary_settings({PREFECT_API_URL: url}), environment(PREFECT_API_URL=url):
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""Helpers of the deployment tests: their own `prefect server start`, the commands a user
-types, processes started in sessions of their own and stopped by PID, and the API read."""
+"""Helpers of the deployment tests: the commands a user types against the run's `prefect
+server start` (see `tests/shared_server.py`), processes started in sessions of their own and
+stopped by PID, and the API read."""
 
 from __future__ import annotations
 
@@ -14,13 +15,10 @@ import subprocess
 import sys
 import time
 import typing as _t
-import urllib.request
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
-
-from tests.helpers import free_port
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,12 +27,12 @@ SEED = ROOT / "examples" / "running_in_parallel"
 MODELS = ROOT / "tests" / "unit" / "models"
 
 
-@contextlib.contextmanager
-def prefect_server(home: Path) -> Iterator[dict[str, str]]:
-    """`prefect server start` on a free loopback port; the env to talk to it."""
-    port = free_port()
+def client_env(api_url: str, home: Path) -> dict[str, str]:
+    """The environment of a user's commands talking to `api_url`, with a Prefect home of
+    their own; runners and workers look for work every second."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_ADDRESS"))}
     env.update(
+        PREFECT_API_URL=api_url,
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_RUNNER_POLL_FREQUENCY="1",
@@ -42,32 +40,7 @@ def prefect_server(home: Path) -> Iterator[dict[str, str]]:
         PREFECT_WORKER_PREFETCH_SECONDS="1",
         PREFECT_LOGGING_TO_API_BATCH_INTERVAL="0.5",
     )
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.read() == b"true":
-                    break
-        except OSError:
-            pass
-        assert process.poll() is None, (home / "server.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "prefect server start did not become healthy"
-        time.sleep(0.5)
-    env["PREFECT_API_URL"] = url
-    try:
-        yield env
-    finally:
-        stop(process)
-        log.close()
+    return env
 
 
 def stop(process: subprocess.Popen[bytes], first: int = signal.SIGTERM, grace: float = 20) -> None:

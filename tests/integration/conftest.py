@@ -1,10 +1,8 @@
 """Integration tests run against the session's real Prefect API."""
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.deployments import prefect_server
+from tests.deployments import client_env
 
 
 @pytest.fixture(autouse=True)
@@ -13,8 +11,6 @@ def _uses_prefect_api(prefect_api: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A `prefect server start` of the module's own, on a free loopback port; the environment
-    that talks to it."""
-    with prefect_server(tmp_path_factory.mktemp("prefect-home")) as env:
-        yield env
+def server(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of a user's commands talking to the run's `prefect server start`."""
+    return client_env(prefect_api, tmp_path_factory.mktemp("prefect-home"))

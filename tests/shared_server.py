@@ -1,0 +1,141 @@
+"""One `prefect server start` for the whole test run, shared by pytest-xdist's workers.
+
+A Prefect server takes about 15 s of CPU to start, so the run starts one, on a loopback port,
+the first time a test needs the API: the first worker to ask starts it and notes its PID and
+URL in the run's folder (under a lock), the others read them. The process that made the
+folder (the xdist controller, or pytest itself without workers) stops the server by its PID
+when the run ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import contextlib
+import fcntl
+import json
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+__all__ = ["RUN_FOLDER", "make_run_folder", "remove_run_folder", "shared_api", "start_server"]
+
+RUN_FOLDER = "PLUGBOARD_TEST_RUN_FOLDER"
+"""The environment variable naming the run's folder (inherited by pytest-xdist's workers)."""
+_SERVER = "prefect-server.json"
+_BIN = Path(sys.executable).parent
+
+
+def make_run_folder() -> bool:
+    """Makes the run's folder unless an enclosing process did; whether this one made it."""
+    if RUN_FOLDER in os.environ:
+        return False
+    os.environ[RUN_FOLDER] = tempfile.mkdtemp(prefix="plugboard-tests-")
+    return True
+
+
+def remove_run_folder() -> None:
+    """Stops the shared server, if one was started, and removes the run's folder."""
+    folder = Path(os.environ.pop(RUN_FOLDER))
+    noted = folder / _SERVER
+    if noted.exists():
+        stop_group(json.loads(noted.read_text())["pid"])
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def shared_api() -> str:
+    """The URL of the run's Prefect API, started by whichever process asks first."""
+    folder = Path(os.environ[RUN_FOLDER])
+    with (folder / "prefect-server.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        noted = folder / _SERVER
+        if noted.exists():
+            return str(json.loads(noted.read_text())["url"])
+        home = folder / "prefect-home"
+        home.mkdir()
+        pid, url = start_server(home)
+        noted.write_text(json.dumps({"pid": pid, "url": url}))
+        return url
+
+
+def start_server(home: Path) -> tuple[int, str]:
+    """`prefect server start` in a session of its own on a free loopback port, once healthy.
+
+    Returns:
+        Its PID (the session's) and its API URL.
+    """
+    from tests.helpers import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_ADDRESS"))}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    with (home / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            [str(_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.read() == b"true":
+                    return process.pid, url
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_group(process.pid)
+            raise RuntimeError(
+                "prefect server start did not become healthy:\n"
+                + (home / "server.log").read_text()[-3000:]
+            )
+        time.sleep(0.2)
+
+
+def stop_group(pid: int, first: int = signal.SIGTERM, grace: float = 20) -> None:
+    """Stops the process group `pid` leads: `first`, then SIGKILL after `grace` s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, first)
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):  # not a child of ours
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie nobody reaps has ended too
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Sets environment variables for the time of the block."""
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
