@@ -327,7 +327,7 @@ async def _handshake(
         raise ChannelError(msg) from exc
     disable_nagle(writer)
     try:
-        sealer = await present(reader, writer, security, tls, connector, field, max_frame)
+        session = await present(reader, writer, security, tls, connector, field, max_frame)
     except Unanswered:
         writer.transport.abort()
         raise _TryAgain(claim_refused=True) from None
@@ -344,4 +344,4 @@ async def _handshake(
     except BaseException:
         writer.transport.abort()
         raise
-    return writer, sealer
+    return writer, session.outbound
