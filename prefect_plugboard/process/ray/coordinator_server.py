@@ -30,7 +30,7 @@ import weakref
 
 from prefect_plugboard.process.ray.auth import LINK_PROTOCOL, StreamSecurity, admit
 from prefect_plugboard.process.ray.coordinator import Room, RunCoordinator
-from prefect_plugboard.process.ray.gate import Gate, peer_of
+from prefect_plugboard.process.ray.gate import HANDSHAKE_TIMEOUT, Gate, peer_of
 from prefect_plugboard.process.ray.link import LinkBroken, MessageFrames
 from prefect_plugboard.process.ray.reports import HostLost
 from prefect_plugboard.process.ray.stream import StreamAddress, disable_nagle
@@ -56,20 +56,28 @@ class _RunLinks:
     loopback: bool
     waiting: set[int]  # hosts not connected yet
     ended: dict[int, asyncio.Event] = field(default_factory=dict)  # per connected host
+    links: dict[int, asyncio.StreamWriter] = field(default_factory=dict)  # the open ones
     handlers: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class CoordinatorServer:
-    """The rooms of a driver's runs (on one event loop) and the port its workers reach them on."""
+    """The rooms of a driver's runs (on one event loop) and the port its workers reach them on.
 
-    def __init__(self) -> None:
+    Args:
+        handshake_timeout: Seconds a new connection has to prove it belongs to a run.
+    """
+
+    def __init__(self, *, handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
         self.rooms = RunCoordinator()
         self._runs: dict[str, _RunLinks] = {}
         self._secrets: dict[bytes, StreamSecurity] = {}
         self._servers: dict[bool, tuple[asyncio.Server, StreamAddress]] = {}
         self._tls: ssl.SSLContext | None = None
         self._gate = Gate(
-            "this driver's run coordinator", _logger.warning, belongs_to="one of its runs"
+            "this driver's run coordinator",
+            _logger.warning,
+            belongs_to="one of its runs",
+            handshake_timeout=handshake_timeout,
         )
         self._handlers: set[asyncio.Task[None]] = set()
 
@@ -179,10 +187,12 @@ class CoordinatorServer:
             links.waiting.discard(host)
             links.handlers.add(task)
             ended = links.ended[host] = asyncio.Event()
+            links.links[host] = writer
             self._stop_listening()
             try:
                 await self._serve(run_id, host, MessageFrames(reader, writer, session), peer)
             finally:
+                links.links.pop(host, None)
                 ended.set()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass  # the link dropped (the host reported nothing more) or the run was forgotten

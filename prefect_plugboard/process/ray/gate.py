@@ -120,14 +120,17 @@ class Gate:
         )
 
     def summarise(self) -> None:
-        """Reports the refusals that were only counted, once (when the port closes)."""
+        """Reports the refusals that were only counted, once, and starts counting afresh.
+
+        Call it when the port closes: the next time it opens, refusals are logged again.
+        """
         if self.refused > LOGGED_REFUSALS:
             subject = self._target[:1].upper() + self._target[1:]
             self._warn(
                 f"{subject} refused {self.refused} connections in all that did not prove they "
                 f"belong to {self._belongs_to}."
             )
-            self.refused = 0
+        self.refused = 0
 
 
 def peer_of(writer: asyncio.StreamWriter) -> str:
