@@ -23,6 +23,7 @@ __all__ = [
     "MAX_PENDING_HANDSHAKES",
     "Gate",
     "peer_of",
+    "retry_pause",
 ]
 
 HANDSHAKE_TIMEOUT = 5.0
@@ -139,3 +140,12 @@ def peer_of(writer: asyncio.StreamWriter) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"
     return "an unknown peer"
+
+
+def retry_pause(attempt: int) -> float:
+    """Seconds before a handshake a port turned away is tried again: 0.05, 0.1, ... up to 1.
+
+    (A sender of the run turned away because strangers' connections filled the port has
+    nothing to wait on but time.)
+    """
+    return min(1.0, 0.05 * 2.0**attempt)

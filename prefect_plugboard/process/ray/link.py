@@ -40,6 +40,7 @@ from prefect_plugboard.process.ray.auth import (
     present,
 )
 from prefect_plugboard.process.ray.coordinator import Room
+from prefect_plugboard.process.ray.gate import retry_pause as _retry_pause
 from prefect_plugboard.process.ray.stream import StreamAddress, disable_nagle
 from prefect_plugboard.process.ray.tls import client_context
 
@@ -201,7 +202,7 @@ class DriverLink:
                 self._frames = MessageFrames(reader, writer, proven)
                 self._reading = asyncio.ensure_future(self._read())
                 return True
-            await asyncio.sleep(min(1.0, 0.05 * 2.0**attempt))
+            await asyncio.sleep(_retry_pause(attempt))
         msg = (
             f"the driver's run coordinator at {self.address} closed the handshake "
             f"{_CONNECT_ATTEMPTS} times; is something flooding its port?"

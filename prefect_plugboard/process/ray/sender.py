@@ -30,6 +30,7 @@ from prefect_plugboard.process.ray.auth import (
     Unanswered,
     present,
 )
+from prefect_plugboard.process.ray.gate import retry_pause as _retry_pause
 from prefect_plugboard.process.ray.stream import StreamAddress, disable_nagle
 from prefect_plugboard.process.ray.tls import client_context
 
@@ -285,11 +286,6 @@ class StreamSender:
         self._held = (
             not self._receiver_gone and writer.transport.get_write_buffer_size() > HIGH_WATER
         )
-
-
-def _retry_pause(attempt: int) -> float:
-    """Seconds before a refused handshake is tried again: 0.05, 0.1, 0.2, ... up to 1."""
-    return min(1.0, 0.05 * 2.0**attempt)
 
 
 class _TryAgain(Exception):  # a signal, not an error
