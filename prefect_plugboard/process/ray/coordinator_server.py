@@ -9,7 +9,8 @@ claim, and the secret is picked by the run's id before the claim's proof is chec
 The port listens on the driver's node address (loopback when every worker of the run is on
 the driver's node), never on every interface, and only while some run still waits for one of
 its hosts to connect: it opens with the first such run and closes once every host of every
-open run is in (a later run opens it again, on a new port). Whoever reaches it meets the
+open run is in (a later run opens it again, on a new port), closing the connections still in
+their handshake (nobody the runs wait for) with it. Whoever reaches it meets the
 stream receivers' door (`gate`): a bounded handshake within a deadline, a bounded number
 waiting at once, one warning naming the peer for each connection refused, and the runs go on.
 After the handshake, frames are bounded (`link.LINK_FRAME_BYTES`) and sealed.
@@ -79,7 +80,7 @@ class CoordinatorServer:
             belongs_to="one of its runs",
             handshake_timeout=handshake_timeout,
         )
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._handshakes: set[asyncio.Task[None]] = set()  # connections not admitted yet
 
     @property
     def listening(self) -> list[StreamAddress]:
@@ -126,6 +127,8 @@ class CoordinatorServer:
                 server.close()  # established links go on; nobody new gets in
                 del self._servers[loopback]
         if not self._servers:
+            for task in self._handshakes:  # strangers' (no run waits for a host any more)
+                task.cancel()
             self._gate.summarise()
 
     async def link_ended(self, run_id: str, host: int, timeout: float) -> None:
@@ -160,7 +163,7 @@ class CoordinatorServer:
         if self._gate.full(writer, peer):
             return
         task = _t.cast(asyncio.Task[None], asyncio.current_task())
-        self._handlers.add(task)
+        self._handshakes.add(task)
         disable_nagle(writer)
         links: _RunLinks | None = None
         try:
@@ -185,6 +188,7 @@ class CoordinatorServer:
                 )
                 return
             links.waiting.discard(host)
+            self._handshakes.discard(task)
             links.handlers.add(task)
             ended = links.ended[host] = asyncio.Event()
             links.links[host] = writer
@@ -197,7 +201,7 @@ class CoordinatorServer:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass  # the link dropped (the host reported nothing more) or the run was forgotten
         finally:
-            self._handlers.discard(task)
+            self._handshakes.discard(task)
             if links is not None:
                 links.handlers.discard(task)
             writer.close()
