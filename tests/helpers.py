@@ -108,29 +108,28 @@ class WorkerProbe(Collector):
 
 
 def ray_leftovers() -> list[str]:
-    """What runs left behind on the session's Ray: it should be nothing.
+    """What runs left behind on the session's Ray and in this driver: it should be nothing.
 
-    Live actors of plugboard other than this driver's coordinator, placement groups not
-    removed, and runs the coordinator still holds.
+    Live actors of plugboard, placement groups not removed, runs this driver's coordinator
+    still holds (on any event loop), and ports it still listens on.
     """
     import ray
     from ray._private import state
 
-    from prefect_plugboard.process.ray.coordinator import shared_coordinator
+    from prefect_plugboard.process.ray.coordinator_server import held_runs, open_ports
 
     left = [
         f"actor {a['Name']}"
         for a in state.actors().values()
-        if a["State"] == "ALIVE"
-        and a["Name"].startswith("plugboard")
-        and not a["Name"].startswith("plugboard-coordinator")
+        if a["State"] == "ALIVE" and a["Name"].startswith("plugboard")
     ]
     left += [
         f"placement group {group_id}"
         for group_id, group in ray.util.placement_group_table().items()
         if group["state"] != "REMOVED"
     ]
-    left += [f"run {run}" for run in ray.get(shared_coordinator().runs.remote())]
+    left += [f"run {run}" for run in held_runs()]
+    left += [f"coordinator port {address}" for address in open_ports()]
     return left
 
 
@@ -368,17 +367,19 @@ def listening_sockets() -> dict[int, list[str]]:
 async def registered_streams(names: list[str]) -> tuple[str, dict[str, _t.Any]]:
     """The running run's id and where `names` receive, once their workers registered them.
 
-    Read from this driver's coordinator (the run must be the only one it holds).
+    Read from this driver's coordinator on the running event loop (the run must be the only
+    one it holds).
     """
-    from prefect_plugboard.process.ray.coordinator import shared_coordinator
+    from prefect_plugboard.process.ray.coordinator_server import driver_coordinator
 
-    coordinator = shared_coordinator()
+    rooms = driver_coordinator().rooms
     deadline = time.monotonic() + 60
-    while not (runs := await coordinator.runs.remote()):
+    while not (runs := rooms.runs()):
         assert time.monotonic() < deadline, "no run reached the coordinator"
         await asyncio.sleep(0.05)
     (run_id,) = runs
-    addresses = await asyncio.wait_for(coordinator.addresses.remote(run_id, names), 60)
+    addresses = await asyncio.wait_for(rooms.addresses(run_id, names), 60)
+    assert addresses is not None, "the run stopped before its workers registered"
     return run_id, addresses
 
 

@@ -1,15 +1,17 @@
-"""Strangers on the network against a running model's workers, on a real Ray.
+"""Strangers on the network against a running model's workers and its driver, on a real Ray.
 
 The attack of the issue: connect to the ports the workers listen on and send a pickle whose
 `__reduce__` runs a command; then a stranger who knows the protocol, the run and the
-connector, but not the run's secret. The ports are read from the run's coordinator, where
-the workers register them.
+connector, but not the run's secret. The workers' ports are read from the run's room in the
+driver's coordinator, where the workers register them; the driver's own port (where the
+workers reach that coordinator) gets the same two strangers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import logging
 import os
 from pathlib import Path
 import pickle
@@ -25,9 +27,13 @@ from prefect_plugboard import (
     RayConnector,
     RayProcess,
     Resource,
+    Status,
 )
 from prefect_plugboard.library import FileWriter
-from prefect_plugboard.process.ray.auth import StreamSecurity, claim
+from prefect_plugboard.process.ray import coordinator_server
+from prefect_plugboard.process.ray.auth import LINK_PROTOCOL, StreamSecurity, claim
+from prefect_plugboard.process.ray.coordinator_server import driver_coordinator
+from prefect_plugboard.process.ray.link import LINK_FRAME_BYTES
 from prefect_plugboard.process.ray.stream import StreamAddress
 from prefect_plugboard.testing import Collector, ListSource
 from tests import helpers
@@ -75,14 +81,22 @@ async def send_a_pickle(address: StreamAddress, payload: bytes) -> Attempt:
 
 
 async def claim_with_a_wrong_secret(
-    address: StreamAddress, run_id: str, connector: str, payload: bytes
+    address: StreamAddress, run_id: str, connector: str, payload: bytes, *, link: bool = False
 ) -> Attempt:
-    """A valid handshake and frame, for the right run and connector, under a guessed secret."""
+    """A valid handshake and frame, for the right run and connector, under a guessed secret.
+
+    With `link`, the handshake of a worker's link to the driver, as the run's worker 0.
+    """
     reader, writer = await asyncio.open_connection(address.host, address.port)
     local = "{}:{}".format(*writer.get_extra_info("sockname")[:2])
     greeting = await reader.readexactly(GREETING_BYTES)
     guessed = StreamSecurity.for_run(run_id, tls=False, loopback=True)
-    said, _, sealer = claim(guessed, greeting, connector, "x", 1 << 20)
+    if link:
+        said, _, sealer = claim(
+            guessed, greeting, run_id, "0", LINK_FRAME_BYTES, protocol=LINK_PROTOCOL
+        )
+    else:
+        said, _, sealer = claim(guessed, greeting, connector, "x", 1 << 20)
     writer.write(said + sealer.seal(payload))
     answer = await until_closed(reader)
     writer.close()
@@ -153,6 +167,57 @@ async def test_strangers_at_every_listening_port_run_nothing_and_the_model_compl
         assert f"from {strangers[0]} to component {name!r}: it does not speak" in refusals[0]
         assert f"from {strangers[1]} to component {name!r}: it did not prove" in refusals[1]
         assert all(log.level == 30 for log in logs if log.message in refusals)  # WARNING
+    assert not ray_leftovers()
+
+
+async def test_strangers_at_the_drivers_port_run_nothing_and_the_model_completes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    marker, gate = tmp_path / "pwned", tmp_path / "gate"
+    payload = pickle.dumps([Exploit(f"touch {marker}")])
+    items = list(range(200))
+    process = RayProcess(
+        components=[
+            ListSource(name="src", items=items),
+            FileWriter(name="w", path=tmp_path / "w.csv", field_names=["x"]),
+            # Its worker comes up late: the driver's port waits for it meanwhile.
+            SlowToArrive(name="late", gate=str(gate), resources=Resource(cpu=1)),
+        ],
+        connectors=helpers.connect("src.x -> w.x", "src.x -> late.x", kind=RayConnector),
+    )
+    starting = asyncio.ensure_future(process.init())
+    try:
+        run_id, _ = await registered_streams(["w"])  # the first worker reached the driver
+        (address,) = driver_coordinator().listening
+        bound = listening_sockets().get(address.port)
+        with caplog.at_level(logging.WARNING, logger=coordinator_server.__name__):
+            attempts = await asyncio.gather(
+                send_a_pickle(address, payload),
+                claim_with_a_wrong_secret(address, run_id, "", payload, link=True),
+            )
+    finally:
+        gate.touch()
+    await starting
+    after_start = listening_sockets()
+    await process.run()
+    status = process.status
+    await process.destroy()
+
+    # One machine: the driver listened on loopback only, and only until its workers came.
+    assert address.host == "127.0.0.1" and bound == ["127.0.0.1"]
+    assert address.port not in after_start
+    # Nothing ran, nothing was answered, each stranger is one warning naming it; the run
+    # completed with every row.
+    assert not marker.exists()
+    assert all(a.greeted and a.answer == b"" for a in attempts)
+    warnings = [r.getMessage() for r in caplog.records if r.name == coordinator_server.__name__]
+    assert len(warnings) == 2, warnings
+    target = "to this driver's run coordinator"
+    assert f"from {attempts[0].local} {target}: it does not speak" in warnings[0]
+    assert f"from {attempts[1].local} {target}: it did not prove" in warnings[1]
+    assert rows(tmp_path / "w.csv") == items
+    assert process.components["late"].received == items
+    assert status is Status.COMPLETED
     assert not ray_leftovers()
 
 

@@ -1,4 +1,4 @@
-"""`RunCoordinator` as a plain object: how a driver's runs and their workers meet in it."""
+"""`RunCoordinator`: how a driver's runs and their workers meet in it (the rooms alone)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from prefect_plugboard.process.ray.stream import StreamAddress
 async def test_a_failure_report_stops_the_run_for_every_worker_at_once() -> None:
     coordinator = RunCoordinator()
     stopping = asyncio.ensure_future(coordinator.wait_stop("run"))
-    await coordinator.report("run", [Failure("bad", "ValueError: boom")])
+    coordinator.report("run", [Failure("bad", "ValueError: boom")])
 
     assert await asyncio.wait_for(stopping, 1) == "stopped because component 'bad' failed"
     updates = await coordinator.updates("run", 0, stop_seen=False)
@@ -26,8 +26,8 @@ async def test_a_failure_report_stops_the_run_for_every_worker_at_once() -> None
 
 async def test_the_first_stop_is_kept_and_a_stop_event_is_graceful() -> None:
     coordinator = RunCoordinator()
-    await coordinator.report("run", [StopAsked("clock", "stopped by a StopEvent")])
-    await coordinator.report("run", [Failure("late", "KeyError: two")])
+    coordinator.report("run", [StopAsked("clock", "stopped by a StopEvent")])
+    coordinator.report("run", [Failure("late", "KeyError: two")])
 
     updates = await coordinator.updates("run", 0, stop_seen=False)
     assert (updates.stop_reason, updates.graceful) == ("stopped by a StopEvent", True)
@@ -37,32 +37,32 @@ async def test_the_first_stop_is_kept_and_a_stop_event_is_graceful() -> None:
 async def test_reports_are_read_in_order_and_dropped_once_read() -> None:
     coordinator = RunCoordinator()
     line = LogLine(1.0, 20, "hello")
-    await coordinator.report("run", [Lines("a", (line,))])
+    coordinator.report("run", [Lines("a", (line,))])
     first = await coordinator.updates("run", 0, stop_seen=False)
     waiting = asyncio.ensure_future(coordinator.updates("run", first.cursor, stop_seen=False))
     await asyncio.sleep(0)
     assert not waiting.done()  # nothing new: it waits instead of returning the same again
     ended = Ended("a", "completed", {})
-    await coordinator.report("run", [ended])
+    coordinator.report("run", [ended])
     second = await asyncio.wait_for(waiting, 1)
     assert (first.reports, second.reports, second.cursor) == ([Lines("a", (line,))], [ended], 2)
-    assert coordinator._runs["run"].reports == [ended]  # the first was read: dropped
+    assert coordinator.room("run").reports == [ended]  # the first was read: dropped
 
 
 async def test_addresses_wait_for_every_component_or_the_stop() -> None:
     coordinator = RunCoordinator()
     looking = asyncio.ensure_future(coordinator.addresses("run", ["a", "b"]))
-    await coordinator.register("run", {"a": StreamAddress("10.0.0.1", 1)})
+    coordinator.register("run", {"a": StreamAddress("10.0.0.1", 1)})
     await asyncio.sleep(0)
     assert not looking.done()
-    await coordinator.register("run", {"b": StreamAddress("10.0.0.2", 2)})
+    coordinator.register("run", {"b": StreamAddress("10.0.0.2", 2)})
     assert await asyncio.wait_for(looking, 1) == {
         "a": StreamAddress("10.0.0.1", 1),
         "b": StreamAddress("10.0.0.2", 2),
     }
 
     never = asyncio.ensure_future(coordinator.addresses("run", ["c"]))
-    await coordinator.stop("run", "stopped")
+    coordinator.stop("run", "stopped")
     assert await asyncio.wait_for(never, 1) is None
 
 
@@ -71,31 +71,31 @@ async def test_workers_take_the_steps_asked_for_then_start_unless_the_run_stops(
     waiting = asyncio.ensure_future(coordinator.next_command("one", 0))
     await asyncio.sleep(0)
     assert not waiting.done()
-    assert await coordinator.step("one") == 1
+    assert coordinator.step("one") == 1
     assert await asyncio.wait_for(waiting, 1) == ("step", 1)
-    assert await coordinator.step("one") == 2
-    await coordinator.go("one", {"log_prints": True})
+    assert coordinator.step("one") == 2
+    coordinator.go("one", {"log_prints": True})
     # A worker behind on its steps takes them before it starts.
     assert await coordinator.next_command("one", 1) == ("step", 2)
     assert await coordinator.next_command("one", 2) == ("go", {"log_prints": True})
 
     stopped = asyncio.ensure_future(coordinator.next_command("two", 0))
-    await coordinator.stop("two", "destroyed before it ran", graceful=True)
+    coordinator.stop("two", "destroyed before it ran", graceful=True)
     assert await asyncio.wait_for(stopped, 1) is None
 
 
 async def test_runs_are_apart_and_a_forgotten_run_is_gone_for_late_callers() -> None:
     coordinator = RunCoordinator()
     other = asyncio.ensure_future(coordinator.next_command("two", 0))
-    await coordinator.stop("one", "stopped")
+    coordinator.stop("one", "stopped")
     await asyncio.sleep(0)
     assert not other.done()  # a stop of one run is nothing to another
-    assert sorted(await coordinator.runs()) == ["one", "two"]
+    assert sorted(coordinator.runs()) == ["one", "two"]
 
-    await coordinator.forget("one")
-    assert await coordinator.runs() == ["two"]
+    coordinator.forget("one")
+    assert coordinator.runs() == ["two"]
     # A worker that calls late finds the run over, and brings no room back.
     assert await asyncio.wait_for(coordinator.wait_stop("one"), 1) == "the run has ended"
-    await coordinator.register("one", {"a": StreamAddress("10.0.0.1", 1)})
-    assert await coordinator.runs() == ["two"]
+    coordinator.register("one", {"a": StreamAddress("10.0.0.1", 1)})
+    assert coordinator.runs() == ["two"]
     other.cancel()

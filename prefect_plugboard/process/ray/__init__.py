@@ -2,7 +2,8 @@
 
 Only `RayProcess` is public; it is also importable as `prefect_plugboard.RayProcess` and
 `prefect_plugboard.process.RayProcess`. Modules here are imported on first use, and the ones
-that run on workers (`host`, `stream`, `reports`, `coordinator`) never import Prefect.
+that run on workers (`host`, `link`, `stream`, `sender`, `reports`, `coordinator`) never import
+Prefect; nor does the driver's end of the workers' links (`coordinator_server`).
 """
 
 from __future__ import annotations

@@ -1,21 +1,26 @@
-"""Who may talk on a run's streams: the handshake, and the tag on every frame.
+"""Who may talk on a run's connections: the handshake, and the tag on every frame.
 
 Every run has a secret: 32 random bytes made by the driver for this run only and handed to
-its workers with their components (`StreamSecurity`, in `HostSettings`). A stream proves both
-ends hold it before a single message is decoded:
+its workers with their components (`StreamSecurity`, in `HostSettings`). Two protocols use it,
+told apart by their magic: the streams between components (`STREAM_PROTOCOL`), and each
+worker's link to its driver's run coordinator (`LINK_PROTOCOL`, see `link`). A connection
+proves both ends hold the secret before a single message is decoded:
 
 1. The receiver greets: magic, version, whether TLS follows, and a fresh nonce.
 2. (TLS, when Ray uses it: the receiver's and the sender's certificates are checked.)
-3. The sender claims: its own nonce, the connector and field it feeds, the largest frame it
-   sends, and an HMAC-SHA256 under the secret of everything said so far (run id included).
-   The receiver reads a bounded, fixed-layout claim and checks the HMAC with
-   `hmac.compare_digest` before it trusts any of it.
+3. The sender claims: its own nonce, two names (a stream: the connector and the field it
+   feeds; a link: the run and the worker's number), the largest frame it sends, and an
+   HMAC-SHA256 under the secret of everything said so far (run id included). The receiver
+   reads a bounded, fixed-layout claim and checks the HMAC with `hmac.compare_digest` before
+   it trusts any of it. A receiver serving several runs (the driver's coordinator) picks the
+   secret by the run the claim names, as raw bytes; an unknown run is refused like a wrong
+   secret.
 4. The receiver answers with an HMAC of its own over the same transcript, which the sender
    checks before it sends a message: a sender never talks to an impostor.
 
-Both ends then derive a key for the stream, and each frame carries a keyed BLAKE2b tag over its
-sequence number, its length and its bytes: a frame that was injected, altered, replayed,
-reordered or dropped on the way is refused before it is unpickled.
+Both ends then derive a key for each direction, and each frame carries a keyed BLAKE2b tag
+over its sequence number, its length and its bytes: a frame that was injected, altered,
+replayed, reordered or dropped on the way is refused before it is unpickled.
 
 Every header is plain binary (`struct`): nothing before a checked tag is ever unpickled.
 """
@@ -23,6 +28,7 @@ Every header is plain binary (`struct`): nothing before a checked tag is ever un
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 import hashlib
 import hmac
@@ -35,15 +41,18 @@ from prefect_plugboard.exceptions import ChannelError
 
 __all__ = [
     "FRAME_HEAD",
+    "LINK_PROTOCOL",
     "MAX_NAME_BYTES",
     "SECRET_BYTES",
+    "STREAM_PROTOCOL",
     "Claim",
     "FrameChecker",
     "FrameSealer",
     "Impostor",
     "Refused",
-    "Unanswered",
+    "Session",
     "StreamSecurity",
+    "Unanswered",
     "admit",
     "claim",
     "greet",
@@ -55,7 +64,11 @@ SECRET_BYTES = 32
 MAX_NAME_BYTES = 1024
 """Longest connector id or field name (UTF-8) a claim may carry."""
 
-_MAGIC = b"PPBS"  # prefect-plugboard stream
+STREAM_PROTOCOL = b"PPBS"
+"""The magic of a stream between two components."""
+LINK_PROTOCOL = b"PPBL"
+"""The magic of a worker's link to its driver's run coordinator."""
+_PROTOCOL_NAMES = {STREAM_PROTOCOL: "plugboard stream", LINK_PROTOCOL: "plugboard driver link"}
 _VERSION = 1
 _TLS_FOLLOWS = 0x01
 _GREETING = struct.Struct("!4sBB32s")  # magic, version, flags, receiver's nonce
@@ -93,11 +106,34 @@ class StreamSecurity:
 
 @dataclass(frozen=True)
 class Claim:
-    """What an authenticated sender said about itself."""
+    """What an authenticated sender said about itself.
+
+    Attributes:
+        connector: A stream's connector; a link's run.
+        field: A stream's input field; a link's worker number.
+        max_frame: The largest frame payload it sends.
+    """
 
     connector: str
     field: str
     max_frame: int
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a completed handshake gives one end: the peer's claim and the keys of both ways.
+
+    Attributes:
+        claim: What the sender claimed (proven).
+        security: The run whose secret both ends proved they hold.
+        inbound: Checks the frames the peer sends.
+        outbound: Seals the frames this end sends.
+    """
+
+    claim: Claim
+    security: StreamSecurity = field(repr=False)
+    inbound: FrameChecker = field(repr=False)
+    outbound: FrameSealer = field(repr=False)
 
 
 class Refused(Exception):  # a verdict on a peer, not a failure of ours
@@ -112,6 +148,10 @@ class Unanswered(Exception):  # a verdict on a peer, not a failure of ours
     """The receiver closed the connection instead of answering the sender's claim."""
 
 
+_SecurityOf = Callable[[bytes], StreamSecurity | None]
+"""Picks the run's security by the first name of a claim, as raw bytes (`None`: refused)."""
+
+
 def _mac(security: StreamSecurity, label: bytes, transcript: bytes) -> bytes:
     return hmac.digest(security.secret, label + transcript, "sha256")
 
@@ -121,25 +161,40 @@ def _transcript(security: StreamSecurity, greeting: bytes, claim: bytes) -> byte
     return _RUN_ID.pack(len(run_id)) + run_id + greeting + claim
 
 
-def greet(security: StreamSecurity) -> bytes:
+def _greeting(protocol: bytes, tls: bool) -> bytes:
+    flags = _TLS_FOLLOWS if tls else 0
+    return _GREETING.pack(protocol, _VERSION, flags, secrets.token_bytes(32))
+
+
+def greet(security: StreamSecurity, *, protocol: bytes = STREAM_PROTOCOL) -> bytes:
     """The receiver's first bytes on a new connection: magic, version, flags, a fresh nonce."""
-    flags = _TLS_FOLLOWS if security.tls else 0
-    return _GREETING.pack(_MAGIC, _VERSION, flags, secrets.token_bytes(32))
+    return _greeting(protocol, security.tls)
 
 
 async def admit(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    security: StreamSecurity,
+    security: StreamSecurity | _SecurityOf,
     tls: ssl.SSLContext | None,
-) -> tuple[Claim, FrameChecker]:
+    *,
+    protocol: bytes = STREAM_PROTOCOL,
+) -> Session:
     """The receiver's side of the handshake: what the sender claims, once it is proven.
+
+    Args:
+        reader: The new connection.
+        writer: The new connection.
+        security: The run's security; or, for a receiver serving several runs, a function
+            that picks it by the claim's first name (raw bytes, never decoded before the
+            proof), `None` for a run it does not serve.
+        tls: The receiver's TLS context, if the connection uses TLS.
+        protocol: Which protocol the receiver speaks (`STREAM_PROTOCOL`, `LINK_PROTOCOL`).
 
     Raises:
         Refused: The peer is not a sender of this run (the reason says why).
         asyncio.IncompleteReadError: The peer closed before it completed the handshake.
     """
-    greeting = greet(security)
+    greeting = _greeting(protocol, tls is not None)
     writer.write(greeting)
     if tls is not None:
         try:
@@ -148,30 +203,45 @@ async def admit(
             msg = f"its TLS handshake failed ({exc.reason or exc})"
             raise Refused(msg) from None
     head = await reader.readexactly(_CLAIM.size)
-    magic, version, _, connector_bytes, field_bytes, max_frame = _CLAIM.unpack(head)
-    if magic != _MAGIC or version != _VERSION:
-        msg = "it does not speak this version of the plugboard stream protocol"
+    magic, version, _, first_bytes, second_bytes, max_frame = _CLAIM.unpack(head)
+    if magic != protocol or version != _VERSION:
+        msg = f"it does not speak this version of the {_PROTOCOL_NAMES[protocol]} protocol"
         raise Refused(msg)
-    if connector_bytes > MAX_NAME_BYTES or field_bytes > MAX_NAME_BYTES:
+    if first_bytes > MAX_NAME_BYTES or second_bytes > MAX_NAME_BYTES:
         msg = "its handshake is malformed (names too long)"
         raise Refused(msg)
-    rest = await reader.readexactly(connector_bytes + field_bytes + _MAC_BYTES)
+    rest = await reader.readexactly(first_bytes + second_bytes + _MAC_BYTES)
     names, proof = rest[:-_MAC_BYTES], rest[-_MAC_BYTES:]
-    transcript = _transcript(security, greeting, head + names)
-    if not hmac.compare_digest(proof, _mac(security, b"sender\0", transcript)):
+    run = security(names[:first_bytes]) if callable(security) else security
+    if run is None:
+        msg = "it names no run this driver holds"
+        raise Refused(msg)
+    transcript = _transcript(run, greeting, head + names)
+    if not hmac.compare_digest(proof, _mac(run, b"sender\0", transcript)):
         msg = "it did not prove it holds this run's key"
         raise Refused(msg)
-    writer.write(_mac(security, b"receiver\0", transcript))
+    writer.write(_mac(run, b"receiver\0", transcript))
     claimed = Claim(
-        connector=names[:connector_bytes].decode(errors="replace"),
-        field=names[connector_bytes:].decode(errors="replace"),
+        connector=names[:first_bytes].decode(errors="replace"),
+        field=names[first_bytes:].decode(errors="replace"),
         max_frame=max_frame,
     )
-    return claimed, FrameChecker(_mac(security, b"frames\0", transcript))
+    return Session(
+        claimed,
+        run,
+        inbound=FrameChecker(_mac(run, b"frames\0", transcript)),
+        outbound=FrameSealer(_mac(run, b"replies\0", transcript)),
+    )
 
 
 def claim(
-    security: StreamSecurity, greeting: bytes, connector: str, field: str, max_frame: int
+    security: StreamSecurity,
+    greeting: bytes,
+    connector: str,
+    field: str,
+    max_frame: int,
+    *,
+    protocol: bytes = STREAM_PROTOCOL,
 ) -> tuple[bytes, bytes, FrameSealer]:
     """The sender's claim in answer to `greeting`.
 
@@ -181,12 +251,24 @@ def claim(
     Raises:
         ChannelError: The connector id or the field is over `MAX_NAME_BYTES`.
     """
+    said, answer, transcript = _claim(security, greeting, connector, field, max_frame, protocol)
+    return said, answer, FrameSealer(_mac(security, b"frames\0", transcript))
+
+
+def _claim(
+    security: StreamSecurity,
+    greeting: bytes,
+    connector: str,
+    field: str,
+    max_frame: int,
+    protocol: bytes,
+) -> tuple[bytes, bytes, bytes]:
     connector_bytes, field_bytes = connector.encode(), field.encode()
     if max(len(connector_bytes), len(field_bytes)) > MAX_NAME_BYTES:
         msg = f"connector {connector!r}: its id or field is over {MAX_NAME_BYTES} bytes"
         raise ChannelError(msg)
     head = _CLAIM.pack(
-        _MAGIC,
+        protocol,
         _VERSION,
         secrets.token_bytes(32),
         len(connector_bytes),
@@ -198,7 +280,7 @@ def claim(
     return (
         said + _mac(security, b"sender\0", transcript),
         _mac(security, b"receiver\0", transcript),
-        FrameSealer(_mac(security, b"frames\0", transcript)),
+        transcript,
     )
 
 
@@ -210,7 +292,9 @@ async def present(
     connector: str,
     field: str,
     max_frame: int,
-) -> FrameSealer:
+    *,
+    protocol: bytes = STREAM_PROTOCOL,
+) -> Session:
     """The sender's side of the handshake; returns once the receiver has proven itself.
 
     Raises:
@@ -222,8 +306,8 @@ async def present(
     """
     greeting = await reader.readexactly(_GREETING.size)
     magic, version, flags, _ = _GREETING.unpack(greeting)
-    if magic != _MAGIC or version != _VERSION:
-        msg = "it is not a plugboard stream receiver of this version"
+    if magic != protocol or version != _VERSION:
+        msg = f"it is not a {_PROTOCOL_NAMES[protocol]} receiver of this version"
         raise Impostor(msg)
     if bool(flags & _TLS_FOLLOWS) != (tls is not None):
         expected = "TLS" if tls is not None else "no TLS"
@@ -235,7 +319,7 @@ async def present(
         except ssl.SSLError as exc:
             msg = f"its TLS certificate was refused ({exc.reason or exc})"
             raise Impostor(msg) from None
-    said, answer, sealer = claim(security, greeting, connector, field, max_frame)
+    said, answer, transcript = _claim(security, greeting, connector, field, max_frame, protocol)
     writer.write(said)
     try:
         answered = await reader.readexactly(_MAC_BYTES)
@@ -244,7 +328,12 @@ async def present(
     if not hmac.compare_digest(answered, answer):
         msg = "it did not prove it holds this run's key"
         raise Impostor(msg)
-    return sealer
+    return Session(
+        Claim(connector, field, max_frame),
+        security,
+        inbound=FrameChecker(_mac(security, b"replies\0", transcript)),
+        outbound=FrameSealer(_mac(security, b"frames\0", transcript)),
+    )
 
 
 class FrameSealer:

@@ -1,15 +1,17 @@
 """What runs on a Ray worker: some components of one run, each in a thread of its own.
 
 A host is one Ray task. Nothing of Prefect runs here: no import of `prefect`, no connection
-to its API, no setting or credential. The host wires its components to their peers with
-direct streams, runs their `init()`, waits for the driver's start, runs them, and reports
-everything the driver needs (log lines, progress, failures, endings) to the run's
-coordinator, in order and in batches. The driver turns those reports into the components'
-Prefect task runs.
+to its API, no setting or credential. The host connects to the run coordinator of its driver
+(`link`: one authenticated connection, to the driver's process), wires its components to
+their peers with direct streams, runs their `init()`, waits for the driver's start, runs
+them, and reports everything the driver needs (log lines, progress, failures, endings) over
+that link, in order and in batches. The driver turns those reports into the components'
+Prefect task runs. If the link drops, the host stops its components: nobody would hear of
+them any more.
 
 Each component has a thread and an event loop of its own, so components that share a worker
 process (see `placement`) still overlap whenever one of them blocks. The host's own loop only
-talks to the coordinator and tells the threads what to do.
+talks to the driver and tells the threads what to do.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from prefect_plugboard.connector.ray_connector import DEFAULT_BATCH_SIZE, DEFAUL
 from prefect_plugboard.log_lines import LogLine, capturing_logger
 from prefect_plugboard.process.event_routes import EVENTS_FIELD
 from prefect_plugboard.process.ray.auth import StreamSecurity
+from prefect_plugboard.process.ray.link import DriverLink
 from prefect_plugboard.process.ray.reports import (
     Ended,
     Failure,
@@ -61,7 +64,7 @@ class HostSettings:
     """What a host needs to know besides its components.
 
     Attributes:
-        run_id: The run, as the coordinator knows it.
+        run_id: The run, as the driver's coordinator knows it.
         host: This host's number in the run.
         streams: The run's secret and how its streams listen and connect.
         log_level: The lowest level of log lines worth sending (the driver's task-run level).
@@ -77,7 +80,7 @@ def run_host(
     settings: HostSettings,
     components: list[Component],
     plans: Mapping[str, WorkerPlan],
-    coordinator: _t.Any,
+    driver: StreamAddress,
 ) -> None:
     """Runs `components` on this worker until each has ended: the body of a host's Ray task.
 
@@ -85,9 +88,12 @@ def run_host(
         settings: The run and this host's place in it.
         components: The components (unpickled here).
         plans: Each component's wiring, by name.
-        coordinator: The run's `RunCoordinator`.
+        driver: Where the driver's run coordinator listens for this run's hosts.
+
+    Raises:
+        ConnectionError: The driver could not be reached (nothing ran).
     """
-    asyncio.run(_Host(settings, components, plans, coordinator).run())
+    asyncio.run(_Host(settings, components, plans, driver).run())
 
 
 def final_state(component: Component) -> dict[str, _t.Any]:
@@ -127,7 +133,7 @@ def final_state(component: Component) -> dict[str, _t.Any]:
 
 
 class _Reports:
-    """Reports from any thread, handed to the coordinator in order, a batch at a time.
+    """Reports from any thread, handed to the driver in order, a batch at a time.
 
     While one batch is on its way the next one gathers, so a busy component's log lines
     travel together and a lone line leaves at once.
@@ -449,18 +455,23 @@ class _Host:
         settings: HostSettings,
         components: list[Component],
         plans: Mapping[str, WorkerPlan],
-        coordinator: _t.Any,
+        driver: StreamAddress,
     ) -> None:
         self._settings = settings
         self._components = components
         self._plans = plans
-        self._coordinator = coordinator
-
-    async def _send(self, batch: list[Report]) -> None:
-        await self._coordinator.report.remote(self._settings.run_id, batch)
+        self._link = DriverLink(driver, settings.streams, settings.host)
 
     async def run(self) -> None:
-        reports = _Reports(self._send)
+        if not await self._link.connect():
+            return  # the run ended before this host reached the driver: nothing to do
+        try:
+            await self._run()
+        finally:
+            await self._link.close()
+
+    async def _run(self) -> None:
+        reports = _Reports(self._link.report)
         delivering = asyncio.ensure_future(reports.deliver())
         slots = [
             _Slot(c, self._plans[c.name], reports, self._settings.log_level, self._settings.streams)
@@ -482,22 +493,21 @@ class _Host:
     async def _serve(self, slots: list[_Slot], reports: _Reports) -> _Printing | None:
         import ray
 
-        run_id = self._settings.run_id
-        coordinator = self._coordinator
-        stopping = asyncio.ensure_future(_await(coordinator.wait_stop.remote(run_id)))
+        link = self._link
+        stopping: asyncio.Future[_t.Any] = asyncio.ensure_future(link.wait_stop())
         try:
             # The node's own address, never every interface; loopback if the run is on one node.
             streams = self._settings.streams
             node = "127.0.0.1" if streams.loopback else ray.util.get_node_ip_address()
             listening = await asyncio.gather(*(slot.call(slot.listen(node)) for slot in slots))
-            await coordinator.register.remote(
-                run_id, {s.name: a for s, a in zip(slots, listening, strict=True) if a is not None}
+            await link.register(
+                {s.name: a for s, a in zip(slots, listening, strict=True) if a is not None}
             )
             peers = sorted(
                 {t.component for s in slots for ts in s.plan.outputs.values() for t in ts}
                 | {n for s in slots for names in s.plan.event_targets.values() for n in names}
             )
-            addresses = await _first(coordinator.addresses.remote(run_id, peers), stopping)
+            addresses = await _first(link.addresses(peers), stopping)
             if addresses is None:
                 await self._discard(slots)
                 return None
@@ -536,9 +546,7 @@ class _Host:
         """
         taken = 0
         while True:
-            command = await _first(
-                self._coordinator.next_command.remote(self._settings.run_id, taken), stopping
-            )
+            command = await _first(self._link.next_command(taken), stopping)
             if command is None:
                 return None
             kind, value = command
@@ -572,13 +580,9 @@ class _Host:
         return printing
 
 
-async def _await(ref: _t.Any) -> _t.Any:
-    return await ref
-
-
-async def _first(ref: _t.Any, stopping: asyncio.Future[_t.Any]) -> _t.Any:
-    """What `ref` returns, or `None` if the run stops first."""
-    waiting = asyncio.ensure_future(_await(ref))
+async def _first(asked: Awaitable[_T], stopping: asyncio.Future[_t.Any]) -> _T | None:
+    """What `asked` returns, or `None` if the run stops first."""
+    waiting = asyncio.ensure_future(asked)
     await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if waiting.done():
         return waiting.result()

@@ -27,7 +27,7 @@ from prefect_plugboard.process.ray.cluster import (
     pickle_user_modules,
     reserve,
 )
-from prefect_plugboard.process.ray.coordinator import shared_coordinator
+from prefect_plugboard.process.ray.coordinator_server import driver_coordinator
 from prefect_plugboard.process.ray.placement import HostPlan, WorkerSharing, plan_hosts
 from prefect_plugboard.process.ray.run import ComponentEnd, RayRun
 from prefect_plugboard.process.supervision import ReportedError
@@ -166,7 +166,6 @@ class RayProcess(Process):
     async def _prepare(self) -> None:
         self._ray.ensure()
         try:
-            coordinator = shared_coordinator()  # made first: it starts while the rest happens
             order = Links(self.components, self.connectors.values()).upstream_first()
             components = [self.components[name] for name in order]
             check_resources(components)
@@ -180,7 +179,7 @@ class RayProcess(Process):
                 components=self.components,
                 hosts=hosts,
                 plans=plan_wiring(self.components, self.connectors.values()),
-                coordinator=coordinator,
+                coordinator=driver_coordinator(),
                 group=group,
                 stop_grace=self.stop_grace,
                 log_level=logging.getLogger("prefect.task_runs").getEffectiveLevel(),
@@ -252,7 +251,7 @@ class RayProcess(Process):
                 )
             )
         try:
-            await run.go({"log_prints": _log_prints()})
+            run.go({"log_prints": _log_prints()})
             await asyncio.wait(engines)
         except BaseException:
             run.stop(f"process {self.name!r} was cancelled")

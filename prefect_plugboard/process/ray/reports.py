@@ -1,8 +1,10 @@
 """What a Ray worker tells the driver about its components, through the run's coordinator.
 
 A worker runs components and nothing of Prefect; the driver turns these reports into task-run
-logs and states. They travel in batches, in the order they were made, so a component's last
-log lines always arrive before the report that it ended.
+logs and states. They travel in batches over the worker's link to the driver (`link`), in the
+order they were made, so a component's last log lines always arrive before the report that it
+ended. The driver adds two of its own to a run's reports, after the worker's: `HostLost` when
+a worker's link drops, `HostGone` when its task has ended.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = [
     "Ended",
     "Failure",
     "HostGone",
+    "HostLost",
     "HostReady",
     "Lines",
     "Progress",
@@ -114,4 +117,20 @@ class HostGone:
     host: int
 
 
-Report = Lines | Progress | Failure | Ended | Stepped | StopAsked | HostReady | HostGone
+@dataclass(frozen=True, slots=True)
+class HostLost:
+    """Left by the driver when a worker's link to it dropped before the worker ended it.
+
+    The worker stops its components when it notices; what of it has not reported an end by
+    now never will (its reports cannot reach the driver any more).
+
+    Attributes:
+        host: The worker's number in the run.
+        reason: What happened to the link.
+    """
+
+    host: int
+    reason: str
+
+
+Report = Lines | Progress | Failure | Ended | Stepped | StopAsked | HostReady | HostGone | HostLost

@@ -3,10 +3,11 @@
 The driver is the only one that decides how a component ended. It learns from three
 sources, and the first word on a component is final:
 
-- the reports its worker leaves with the run's coordinator (read in order by one follower):
-  log lines, progress, a failure, how it ended;
-- Ray, when a worker dies: the components of that worker that have not reported an end have
-  crashed;
+- the reports its worker leaves in the run's room of the driver's coordinator, over its link
+  to the driver (read in order by one follower): log lines, progress, a failure, how it
+  ended;
+- Ray, when a worker dies, and the coordinator, when a worker's link drops: the components of
+  that worker that have not reported an end have crashed;
 - its own clock: once the run stops, components that have not ended within the stop grace
   have their worker killed, and end as stopped (or as failed, if they had said so).
 
@@ -30,6 +31,7 @@ from prefect_plugboard.process.ray.reports import (
     Ended,
     Failure,
     HostGone,
+    HostLost,
     HostReady,
     Lines,
     Progress,
@@ -41,14 +43,21 @@ from prefect_plugboard.process.wiring import WorkerPlan
 from prefect_plugboard.schemas.status import Status
 
 
-__all__ = ["COORDINATOR_TIMEOUT", "HOST_EXIT_TIMEOUT", "ComponentEnd", "RayRun"]
+if _t.TYPE_CHECKING:
+    from prefect_plugboard.process.ray.coordinator_server import CoordinatorServer
+
+
+__all__ = ["HOST_EXIT_TIMEOUT", "LOST_GRACE", "ComponentEnd", "RayRun"]
 
 _logger = logging.getLogger(__name__)
 
-COORDINATOR_TIMEOUT = 10.0
-"""Deadline (s) for a call to the coordinator that the driver waits on while a run ends."""
 HOST_EXIT_TIMEOUT = 10.0
 """How long (s) a worker whose components have all ended may take to finish its task."""
+LOST_GRACE = 5.0
+"""How long (s) the driver waits for Ray's word on a worker whose link dropped (a death says
+more than a dropped link) before it counts that worker's components crashed anyway."""
+LINK_END_TIMEOUT = 5.0
+"""How long (s), once a worker's task has ended, its link may take to deliver what is left."""
 _WORKER_DEATHS = frozenset(
     {"WorkerCrashedError", "NodeDiedError", "ActorDiedError", "OutOfMemoryError", "ObjectLostError"}
 )
@@ -79,7 +88,7 @@ class RayRun:
         components: The driver's component objects, by name (kept current from reports).
         hosts: The worker processes and the components each runs.
         plans: Each component's wiring.
-        coordinator: The driver's `RunCoordinator`.
+        coordinator: The driver's run coordinator (for this event loop).
         group: The run's placement group (bundle `i` for host `i`).
         stop_grace: How long (s) components may take to stop before their workers are killed.
         log_level: The lowest level of log lines the workers send.
@@ -92,7 +101,7 @@ class RayRun:
         components: Mapping[str, Component],
         hosts: Sequence[HostPlan],
         plans: Mapping[str, WorkerPlan],
-        coordinator: _t.Any,
+        coordinator: CoordinatorServer,
         group: _t.Any,
         stop_grace: float,
         log_level: int = logging.INFO,
@@ -120,6 +129,8 @@ class RayRun:
         self._changed = asyncio.Event()  # a worker is ready, a step taken, a component ended
         self._refs: list[_t.Any] = []
         self._gone: dict[int, BaseException | None] = {}
+        self._watching: list[asyncio.Task[None]] = []
+        self._lost: dict[int, str] = {}  # hosts whose link dropped, and how
         self._background: list[asyncio.Task[None]] = []
         self._winding_down: asyncio.Task[None] | None = None
         self.stop_reason: str | None = None
@@ -140,10 +151,18 @@ class RayRun:
         from prefect_plugboard.process.ray.host import HostSettings
         from prefect_plugboard.process.ray.tls import ray_uses_tls
 
-        # A fresh secret for this run's streams, handed to its workers with their components.
-        streams = StreamSecurity.for_run(
-            self.run_id, tls=ray_uses_tls(), loopback=_on_one_node(self.group)
-        )
+        # A fresh secret for this run's streams and links, handed to its workers with their
+        # components; its room in the coordinator, and where its workers reach the driver.
+        one_node, on_drivers_node = _where(self.group)
+        streams = StreamSecurity.for_run(self.run_id, tls=ray_uses_tls(), loopback=one_node)
+        try:
+            driver = await self.coordinator.open(
+                streams, len(self.hosts), loopback=one_node and on_drivers_node
+            )
+        except BaseException as exc:
+            for name in self.components:  # nothing started: nothing to wait for
+                self._settle(name, ComponentEnd(Status.FAILED, str(exc), exc))
+            raise
         body = _host_task()
         for index, host in enumerate(self.hosts):
             options = {
@@ -157,13 +176,14 @@ class RayRun:
                     HostSettings(self.run_id, index, streams, self.log_level),
                     [self.components[c] for c in host.components],
                     {c: self.plans[c] for c in host.components},
-                    self.coordinator,
+                    driver,
                 )
             )
         self._background.append(asyncio.ensure_future(self._follow()))
-        self._background += [
+        self._watching = [
             asyncio.ensure_future(self._watch(index, ref)) for index, ref in enumerate(self._refs)
         ]
+        self._background += self._watching
         while len(self._ready) < len(self.hosts) and not any(f.done() for f in self._ends.values()):
             await self._changed.wait()
             self._changed.clear()
@@ -174,9 +194,9 @@ class RayRun:
             if failure is not None:
                 raise failure.to_error()
 
-    async def go(self, settings: Mapping[str, _t.Any]) -> None:
+    def go(self, settings: Mapping[str, _t.Any]) -> None:
         """Lets every component start stepping."""
-        await self.coordinator.go.remote(self.run_id, dict(settings))
+        self.coordinator.rooms.go(self.run_id, dict(settings))
 
     async def step(self) -> None:
         """Every component takes one step by hand (`Process.step()`), at once.
@@ -184,7 +204,7 @@ class RayRun:
         Raises:
             ComponentError: A component raised (or its worker died); the run has stopped.
         """
-        number = await self.coordinator.step.remote(self.run_id)
+        number = self.coordinator.rooms.step(self.run_id)
         while len(self._stepped.get(number, ())) < len(self.components) and not any(
             f.done() for f in self._ends.values()
         ):
@@ -226,7 +246,7 @@ class RayRun:
 
         Those that do not stop within the grace have their worker killed.
         """
-        self.coordinator.stop.remote(self.run_id, reason, graceful)
+        self.coordinator.rooms.stop(self.run_id, reason, graceful)
         self._stopping(reason, graceful)
 
     async def finish(self) -> None:
@@ -251,7 +271,7 @@ class RayRun:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await _ask(self.coordinator.forget, self.run_id)
+        await self.coordinator.forget(self.run_id)
         remove_placement_group(self.group)
 
     def _stopping(self, reason: str, graceful: bool) -> None:
@@ -292,14 +312,11 @@ class RayRun:
     # ----- reports --------------------------------------------------------------------------
 
     async def _follow(self) -> None:
-        """Reads the workers' reports from the coordinator, in order, until the run ends."""
+        """Reads the workers' reports from the run's room, in order, until the run ends."""
         cursor, stop_seen = 0, False
+        rooms = self.coordinator.rooms
         while not self.finished:
-            try:
-                updates = await self.coordinator.updates.remote(self.run_id, cursor, stop_seen)
-            except Exception as exc:  # noqa: BLE001 - without a coordinator the run cannot go on
-                self._coordinator_lost(exc)
-                return
+            updates = await rooms.updates(self.run_id, cursor, stop_seen)
             cursor = updates.cursor
             for report in updates.reports:
                 self._take(report)
@@ -331,6 +348,9 @@ class RayRun:
             self._changed.set()
         elif isinstance(report, HostGone):
             self._host_gone(report.host)
+        elif isinstance(report, HostLost):
+            self._lost.setdefault(report.host, report.reason)
+            self._background.append(asyncio.ensure_future(self._host_lost(report.host)))
 
     def _ended(self, report: Ended) -> None:
         name = report.component
@@ -366,24 +386,42 @@ class RayRun:
         """Waits for a worker's task; then tells the follower, after the worker's reports."""
         outcome = await _outcome(ref)
         self._gone[index] = outcome if isinstance(outcome, BaseException) else None
-        try:
-            await asyncio.wait_for(
-                self.coordinator.report.remote(self.run_id, [HostGone(index)]),
-                COORDINATOR_TIMEOUT,
-            )
-        except Exception as exc:  # noqa: BLE001 - the follower notices the coordinator is gone
-            _logger.debug("Could not tell the coordinator that worker %d ended: %r", index, exc)
+        # What the worker sent before its task ended is read before the word that it ended.
+        await self.coordinator.link_ended(self.run_id, index, LINK_END_TIMEOUT)
+        self.coordinator.rooms.report(self.run_id, [HostGone(index)])
+
+    async def _host_lost(self, index: int) -> None:
+        """A worker's link dropped: it stops its components, and its task should end soon.
+
+        Ray's word on it is waited for (a dead worker says more than a dropped link), but not
+        for long: then its components that have not ended are crashed, and its task killed.
+        """
+        watching = self._watching[index]
+        await asyncio.wait([watching], timeout=LOST_GRACE)
+        if not watching.done():
+            self._host_gone(index)
+            import ray
+
+            ray.cancel(self._refs[index], force=True)
 
     def _host_gone(self, index: int) -> None:
-        """A worker's task has ended: whatever of it has not ended by now has crashed."""
+        """A worker's task has ended (or its link is lost): what of it has not ended has crashed."""
         names = [c for c in self.hosts[index].components if not self._ends[c].done()]
         if not names:
             return
-        error = self._gone.get(index) or RuntimeError(
-            "its worker ended without saying how its components ended"
-        )
-        died = type(error).__name__ in _WORKER_DEATHS
-        what = "crashed (its worker died)" if died else "could not run on its worker"
+        lost = self._lost.get(index)
+        outcome = self._gone.get(index)
+        error: BaseException
+        if outcome is not None and type(outcome).__name__ in _WORKER_DEATHS:
+            error, what = outcome, "crashed (its worker died)"
+        elif lost is not None:
+            error = ConnectionError(f"its worker's link to the driver: {lost}")
+            what = "crashed (its worker lost its link to the driver)"
+        else:
+            error = outcome or RuntimeError(
+                "its worker ended without saying how its components ended"
+            )
+            what = "could not run on its worker"
         for name in names:
             self._crash(name, error, what)
 
@@ -396,18 +434,6 @@ class RayRun:
         message = f"Component {name!r} {what}: {error}"
         self._settle(name, ComponentEnd(Status.FAILED, message, error, crashed=True))
         self.stop(f"stopped because component {name!r} crashed")
-
-    def _coordinator_lost(self, error: BaseException) -> None:
-        import ray
-
-        _logger.warning("The coordinator of run %s is gone: %r", self.run_id, error)
-        if self.stop_reason is None:
-            self.stop_reason = "the run's coordinator is gone"
-        for name, end in self._ends.items():
-            if not end.done():
-                self._crash(name, error, "crashed (the run's coordinator is gone)")
-        for ref in self._refs:
-            ray.cancel(ref, force=True)
 
     def _settle(self, name: str, end: ComponentEnd) -> None:
         future = self._ends[name]
@@ -434,16 +460,24 @@ def _host_task() -> _t.Any:
 _HOST_TASK: _t.Any = None
 
 
-def _on_one_node(group: _t.Any) -> bool:
-    """Whether every bundle of the run's placement group is on one node."""
+def _where(group: _t.Any) -> tuple[bool, bool]:
+    """Whether every bundle of the run's placement group is on one node; and on the driver's.
+
+    A driver connected through Ray Client (`ray://`) is on no node of the cluster.
+    """
+    import ray
     from ray.util.placement_group import placement_group_table
 
     try:
         nodes = set(placement_group_table(group)["bundles_to_node_id"].values())
+        if len(nodes) != 1:
+            return False, False
+        if ray.util.client.ray.is_connected():
+            return True, False
+        return True, nodes == {ray.get_runtime_context().get_node_id()}
     except Exception as exc:  # noqa: BLE001 - then the node's own address serves as well
         _logger.debug("Could not tell where the run's workers are: %r", exc)
-        return False
-    return len(nodes) == 1
+        return False, False
 
 
 async def _outcome(ref: _t.Any) -> _t.Any:
@@ -452,15 +486,6 @@ async def _outcome(ref: _t.Any) -> _t.Any:
         return await ref
     except Exception as exc:  # noqa: BLE001 - a Ray error means the task or its worker is gone
         return exc
-
-
-async def _ask(method: _t.Any, *args: _t.Any) -> _t.Any:
-    """Calls a coordinator method, bounded; `None` if the coordinator is gone."""
-    try:
-        return await asyncio.wait_for(method.remote(*args), COORDINATOR_TIMEOUT)
-    except Exception as exc:  # noqa: BLE001 - the run is ending anyway
-        _logger.warning("Could not reach the run's coordinator: %r", exc)
-        return None
 
 
 def _unpickle(data: bytes) -> BaseException:

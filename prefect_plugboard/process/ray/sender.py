@@ -30,6 +30,7 @@ from prefect_plugboard.process.ray.auth import (
     Unanswered,
     present,
 )
+from prefect_plugboard.process.ray.gate import retry_pause as _retry_pause
 from prefect_plugboard.process.ray.stream import StreamAddress, disable_nagle
 from prefect_plugboard.process.ray.tls import client_context
 
@@ -287,11 +288,6 @@ class StreamSender:
         )
 
 
-def _retry_pause(attempt: int) -> float:
-    """Seconds before a refused handshake is tried again: 0.05, 0.1, 0.2, ... up to 1."""
-    return min(1.0, 0.05 * 2.0**attempt)
-
-
 class _TryAgain(Exception):  # a signal, not an error
     """The receiver closed the connection during the handshake: refused for now, or closing.
 
@@ -327,7 +323,7 @@ async def _handshake(
         raise ChannelError(msg) from exc
     disable_nagle(writer)
     try:
-        sealer = await present(reader, writer, security, tls, connector, field, max_frame)
+        session = await present(reader, writer, security, tls, connector, field, max_frame)
     except Unanswered:
         writer.transport.abort()
         raise _TryAgain(claim_refused=True) from None
@@ -344,4 +340,4 @@ async def _handshake(
     except BaseException:
         writer.transport.abort()
         raise
-    return writer, sealer
+    return writer, session.outbound

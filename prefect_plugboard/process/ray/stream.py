@@ -10,10 +10,11 @@ control is the back-pressure: the receiver only reads while the field's inbox ha
 Frames (after the handshake): a 4-byte big-endian length, a 16-byte tag, then the payload;
 a frame of length zero ends the stream. Nothing is unpickled before its tag is checked.
 
-Limits against whoever reaches a port: a connection must complete its handshake within
-`HANDSHAKE_TIMEOUT`; at most `MAX_PENDING_HANDSHAKES` connections wait for theirs at once
-(more are closed at once, and a refused sender of the run tries again); the handshake reads a
-bounded number of bytes; a frame over the connector's `max_frame_bytes` closes the stream.
+Limits against whoever reaches a port (`gate`, shared with the driver's run coordinator): a
+connection must complete its handshake within `HANDSHAKE_TIMEOUT`; at most
+`MAX_PENDING_HANDSHAKES` connections wait for theirs at once (more are closed at once, and a
+refused sender of the run tries again); the handshake reads a bounded number of bytes; a
+frame over the connector's `max_frame_bytes` closes the stream.
 """
 
 from __future__ import annotations
@@ -32,9 +33,14 @@ from prefect_plugboard.process.ray.auth import (
     FRAME_HEAD,
     Claim,
     FrameChecker,
-    Refused,
     StreamSecurity,
     admit,
+)
+from prefect_plugboard.process.ray.gate import (
+    HANDSHAKE_TIMEOUT,
+    MAX_PENDING_HANDSHAKES,
+    Gate,
+    peer_of,
 )
 from prefect_plugboard.process.ray.tls import server_context
 
@@ -48,12 +54,6 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
-HANDSHAKE_TIMEOUT = 5.0
-"""Seconds a new connection has to prove it belongs to the run before it is closed."""
-MAX_PENDING_HANDSHAKES = 64
-"""Connections a receiver lets wait for their handshake at once; more are closed at once."""
-_LOGGED_REFUSALS = 20
-"""Refused connections a receiver logs one by one; later ones are counted."""
 
 _Warn = Callable[[str], None]
 
@@ -102,13 +102,11 @@ class StreamReceiver:
         self._senders = senders
         self._name = name
         self._warn = warn if warn is not None else _logger.warning
-        self._handshake_timeout = handshake_timeout
+        self._gate = Gate(f"component {name!r}", self._warn, handshake_timeout=handshake_timeout)
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
-        self._pending = 0
         self._admitted = 0
-        self._refused = 0
 
     async def start(self) -> StreamAddress:
         """Starts listening on a free port; returns the address peers connect to."""
@@ -124,12 +122,8 @@ class StreamReceiver:
         return self._server is not None and self._server.is_serving()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = _peer(writer)
-        if self._pending >= MAX_PENDING_HANDSHAKES:
-            writer.transport.abort()
-            self._refuse(
-                peer, f"{MAX_PENDING_HANDSHAKES} other connections were waiting for a handshake"
-            )
+        peer = peer_of(writer)
+        if self._gate.full(writer, peer):
             return
         task = asyncio.current_task()
         if task is not None:
@@ -137,10 +131,10 @@ class StreamReceiver:
         self._writers.add(writer)
         disable_nagle(writer)
         try:
-            admitted = await self._admit(reader, writer, peer)
-            if admitted is None:
+            session = await self._gate.admit(peer, admit(reader, writer, self._security, self._tls))
+            if session is None:
                 return
-            claim, checker = admitted
+            claim, checker = session.claim, session.inbound
             inbox = self._inboxes.get(claim.field)
             if inbox is None:
                 _logger.error(
@@ -161,55 +155,6 @@ class StreamReceiver:
             writer.close()
             if task is not None:
                 self._handlers.discard(task)
-
-    async def _admit(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
-    ) -> tuple[Claim, FrameChecker] | None:
-        """The handshake, within its deadline; `None` (and a warning) if the peer failed it."""
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        state = {"done": False, "expired": False}
-
-        def expire() -> None:
-            if not state["done"] and task is not None:
-                state["expired"] = True
-                task.cancel()
-
-        # The deadline acts one turn of the loop late, so that when the component's thread
-        # has held the loop past it, the bytes that arrived meanwhile are read first.
-        timer = loop.call_later(self._handshake_timeout, loop.call_soon, expire)
-        self._pending += 1
-        try:
-            return await admit(reader, writer, self._security, self._tls)
-        except Refused as exc:
-            self._refuse(peer, str(exc))
-        except asyncio.IncompleteReadError:
-            self._refuse(peer, "it closed the connection before completing the handshake")
-        except OSError as exc:
-            self._refuse(peer, f"the connection failed during the handshake ({exc})")
-        except asyncio.CancelledError:
-            if not state["expired"]:
-                raise
-            self._refuse(
-                peer, f"it did not complete the handshake within {self._handshake_timeout:g} s"
-            )
-        finally:
-            state["done"] = True
-            timer.cancel()
-            self._pending -= 1
-        return None
-
-    def _refuse(self, peer: str, reason: str) -> None:
-        self._refused += 1
-        if self._refused > _LOGGED_REFUSALS:
-            return
-        more = " Further refused connections are only counted." * (
-            self._refused == _LOGGED_REFUSALS
-        )
-        self._warn(
-            f"Refused a connection from {peer} to component {self._name!r}: {reason}. It was "
-            f"closed before anything it sent was decoded.{more}"
-        )
 
     async def _receive(
         self,
@@ -259,12 +204,7 @@ class StreamReceiver:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
-        if self._refused > _LOGGED_REFUSALS:
-            self._warn(
-                f"Component {self._name!r} refused {self._refused} connections in all that did "
-                "not prove they belong to this run."
-            )
-            self._refused = 0
+        self._gate.summarise()
 
 
 def _undecodable(connector: str, field: str, cause: Exception) -> ChannelError:
@@ -290,13 +230,6 @@ def _tampered(connector: str, field: str) -> ChannelError:
         "was altered or injected between the workers); the stream was closed. Use TLS "
         "(RAY_USE_TLS) on networks you do not trust."
     )
-
-
-def _peer(writer: asyncio.StreamWriter) -> str:
-    address = writer.get_extra_info("peername")
-    if isinstance(address, tuple) and len(address) >= 2:
-        return f"{address[0]}:{address[1]}"
-    return "an unknown peer"
 
 
 def disable_nagle(writer: asyncio.StreamWriter) -> None:

@@ -20,7 +20,7 @@ from prefect_plugboard import (
     RayProcess,
     Resource,
 )
-from prefect_plugboard.process.ray.coordinator import shared_coordinator
+from prefect_plugboard.process.ray.coordinator_server import driver_coordinator
 from prefect_plugboard.testing import Collector, ListSource
 
 
@@ -64,9 +64,10 @@ async def main() -> dict[str, _t.Any]:
             ray_address=cluster.address,
         )
         async with process:
-            coordinator = shared_coordinator()
-            (run_id,) = await coordinator.runs.remote()
-            addresses = await coordinator.addresses.remote(run_id, ["relay", "sink"])
+            rooms = driver_coordinator().rooms
+            (run_id,) = rooms.runs()
+            addresses = await rooms.addresses(run_id, ["relay", "sink"])
+            assert addresses is not None
             await process.run()
         owned_disconnected = not ray.is_initialized()
         return {
