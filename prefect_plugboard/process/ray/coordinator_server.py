@@ -160,8 +160,6 @@ class CoordinatorServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = peer_of(writer)
-        if self._gate.full(writer, peer):
-            return
         task = _t.cast(asyncio.Task[None], asyncio.current_task())
         self._handshakes.add(task)
         disable_nagle(writer)

@@ -2,10 +2,14 @@
 
 Shared by every port the project opens on Ray (a component's stream receiver, the driver's
 run coordinator). Against whoever can reach the port: at most `MAX_PENDING_HANDSHAKES`
-connections wait for their handshake at once (more are closed at once), each has
-`HANDSHAKE_TIMEOUT` seconds to complete it, and a connection that fails is closed with one
-warning naming the peer's address; after `LOGGED_REFUSALS` of them the rest are counted and
-reported once, at the end.
+connections wait for their handshake at once, each has `HANDSHAKE_TIMEOUT` seconds to complete
+it, and a connection that fails is closed with one warning naming the peer's address; after
+`LOGGED_REFUSALS` of them the rest are counted and reported once, at the end.
+
+When the waiting room is full, a new connection pushes out the one that has waited longest,
+not the newcomer: a peer of the run completes its handshake within a round trip, so strangers
+who keep silent connections open (reopening each one as it is closed) can no longer starve it;
+only a flood that fills the room within one handshake's round trip could.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ __all__ = [
 HANDSHAKE_TIMEOUT = 5.0
 """Seconds a new connection has to prove it belongs to the run before it is closed."""
 MAX_PENDING_HANDSHAKES = 64
-"""Connections a port lets wait for their handshake at once; more are closed at once."""
+"""Connections a port lets wait for their handshake at once; a newcomer pushes out the oldest."""
 LOGGED_REFUSALS = 20
 """Refused connections a port logs one by one; later ones are counted."""
 
@@ -58,37 +62,34 @@ class Gate:
         self._warn = warn
         self._belongs_to = belongs_to
         self.handshake_timeout = handshake_timeout
-        self._pending = 0
+        self._waiting: dict[asyncio.Task[_t.Any], dict[str, bool]] = {}  # oldest first
         self.refused = 0
-
-    def full(self, writer: asyncio.StreamWriter, peer: str) -> bool:
-        """Whether too many connections wait already; if so, this one is closed at once."""
-        if self._pending < MAX_PENDING_HANDSHAKES:
-            return False
-        writer.transport.abort()
-        self.refuse(
-            peer, f"{MAX_PENDING_HANDSHAKES} other connections were waiting for a handshake"
-        )
-        return True
 
     async def admit(self, peer: str, handshake: Coroutine[_t.Any, _t.Any, _T]) -> _T | None:
         """Runs `handshake` within its deadline; `None` (and a warning) if the peer failed it.
 
-        Call it from the connection's own task: the deadline cancels that task.
+        Call it from the connection's own task: the deadline, or a newcomer finding the
+        waiting room full, cancels that task.
         """
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
-        state = {"done": False, "expired": False}
+        assert task is not None, "admit() runs in the connection's own task"
+        state = {"done": False, "expired": False, "pushed_out": False}
 
         def expire() -> None:
-            if not state["done"] and task is not None:
+            if not state["done"]:
                 state["expired"] = True
                 task.cancel()
 
+        if len(self._waiting) >= MAX_PENDING_HANDSHAKES:
+            oldest, oldest_state = next(iter(self._waiting.items()))
+            del self._waiting[oldest]
+            oldest_state["pushed_out"] = True
+            oldest.cancel()
         # The deadline acts one turn of the loop late, so that when another thread has held
         # the loop past it, the bytes that arrived meanwhile are read first.
         timer = loop.call_later(self.handshake_timeout, loop.call_soon, expire)
-        self._pending += 1
+        self._waiting[task] = state
         try:
             return await handshake
         except Refused as exc:
@@ -98,15 +99,22 @@ class Gate:
         except OSError as exc:
             self.refuse(peer, f"the connection failed during the handshake ({exc})")
         except asyncio.CancelledError:
-            if not state["expired"]:
+            if state["pushed_out"]:
+                self.refuse(
+                    peer,
+                    f"it had waited longest of {MAX_PENDING_HANDSHAKES} connections without "
+                    "completing the handshake when another one came",
+                )
+            elif state["expired"]:
+                self.refuse(
+                    peer, f"it did not complete the handshake within {self.handshake_timeout:g} s"
+                )
+            else:
                 raise
-            self.refuse(
-                peer, f"it did not complete the handshake within {self.handshake_timeout:g} s"
-            )
         finally:
             state["done"] = True
             timer.cancel()
-            self._pending -= 1
+            self._waiting.pop(task, None)
         return None
 
     def refuse(self, peer: str, reason: str) -> None:

@@ -12,9 +12,9 @@ a frame of length zero ends the stream. Nothing is unpickled before its tag is c
 
 Limits against whoever reaches a port (`gate`, shared with the driver's run coordinator): a
 connection must complete its handshake within `HANDSHAKE_TIMEOUT`; at most
-`MAX_PENDING_HANDSHAKES` connections wait for theirs at once (more are closed at once, and a
-refused sender of the run tries again); the handshake reads a bounded number of bytes; a
-frame over the connector's `max_frame_bytes` closes the stream.
+`MAX_PENDING_HANDSHAKES` connections wait for theirs at once (a newcomer pushes out the one
+that has waited longest, and a sender of the run pushed out tries again); the handshake reads
+a bounded number of bytes; a frame over the connector's `max_frame_bytes` closes the stream.
 """
 
 from __future__ import annotations
@@ -123,8 +123,6 @@ class StreamReceiver:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = peer_of(writer)
-        if self._gate.full(writer, peer):
-            return
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
