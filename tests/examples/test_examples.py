@@ -1,15 +1,20 @@
-"""Every example under examples/ runs, as a script, against the session's Prefect API.
+"""Every example under examples/ runs against the session's Prefect API.
 
-Examples on Ray join the session's Ray cluster (`RAY_ADDRESS`), as a user's script joins a
-running cluster, except the seed's `hello_ray.py ray`, the command behind `make run`, which
-starts a Ray of its own and stops it. Each file runs once, in one of its modes: the seed's
-LocalProcess mode runs in test_seed.py, the events model on Ray in test_events_runs.py.
+Most run in this process, as `python FILE ARGS` or `prefect-plugboard COMMAND FILE ARGS` would
+run them (the script's folder first on `sys.path`, its arguments in `sys.argv`, the working
+directory a fresh folder), so they cost no interpreter start; those on Ray use the session's
+Ray, as a user's script joins a running cluster. Two run as scripts in a process of their own:
+the seed's `hello_ray.py ray`, the command behind `make run`, which starts a Ray of its own
+and stops it, and `resources_example.py`, the seed's code, which stops Ray when it ends. Each
+file runs once, in one of its modes: the seed's LocalProcess mode runs in test_seed.py, the
+events model on Ray in test_events_runs.py.
 """
 
 import csv
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
+import runpy
 import subprocess
 import sys
 import typing as _t
@@ -31,6 +36,7 @@ class Run:
     prints: str = ""
     ray: str = ""  # "join" the session's cluster, or "own" Ray started by the example
     command: str = "run"  # how `prefect-plugboard` runs a YAML model
+    alone: bool = False  # in a process of its own (it starts or stops Ray)
 
     @property
     def id(self) -> str:
@@ -49,11 +55,14 @@ RUNS = [
         ray="join",
     ),
     Run("running_in_parallel/resources-example.yaml", prints="Completed in", ray="join"),
-    Run("running_in_parallel/hello_ray.py", ("ray", "3"), rows={"ray.csv": 3}, ray="own"),
+    Run(
+        "running_in_parallel/hello_ray.py", ("ray", "3"), rows={"ray.csv": 3}, ray="own", alone=True
+    ),
     Run(
         "running_in_parallel/resources_example.py",
         prints=f"Final result from GPU task: {sum(i**2 for i in range(40000)) * 2}",
         ray="join",
+        alone=True,
     ),
     Run("tuning/hello_tuner.py", ("2",), prints="Best max height:", ray="join"),
     Run(
@@ -88,21 +97,56 @@ def test_every_example_is_exercised() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("run", [_param(run) for run in RUNS])
-def test_example_runs_as_a_script(
-    run: Run, tmp_path: Path, prefect_api: str, request: pytest.FixtureRequest
+def test_example_runs(
+    run: Run,
+    tmp_path: Path,
+    prefect_api: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    if run.ray == "join":
+        request.getfixturevalue("ray_cluster")
+    if run.alone:
+        output = run_alone(run, tmp_path, prefect_api, request)
+    else:
+        monkeypatch.chdir(tmp_path)
+        run_here(run, monkeypatch)
+        output = capsys.readouterr().out
+    for name, rows in run.rows.items():
+        with (tmp_path / name).open() as f:
+            assert len(list(csv.reader(f))) == rows + 1, f"{name}: header + {rows} rows expected"
+    assert run.prints in output
+
+
+def run_here(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs the example in this process, as its command would; fails if it exits non-zero."""
+    path = EXAMPLES / run.script
+    if run.script.endswith(".yaml"):
+        from prefect_plugboard.cli import app
+
+        try:
+            app([run.command, str(path), *run.args], standalone_mode=False)
+        except SystemExit as exit_:
+            assert exit_.code in (0, None), f"prefect-plugboard exited with {exit_.code}"
+        return
+    monkeypatch.setattr(sys, "argv", [str(path), *run.args])
+    monkeypatch.syspath_prepend(str(path.parent))
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exit_:
+        assert exit_.code in (0, None), f"{run.script} exited with {exit_.code}"
+
+
+def run_alone(run: Run, tmp_path: Path, prefect_api: str, request: pytest.FixtureRequest) -> str:
+    """Runs the example as a script, in a process of its own; its standard output."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PREFECT_API_URL"] = prefect_api
     if run.ray == "join":
         env["RAY_ADDRESS"] = request.getfixturevalue("ray_address")
         env["RAY_AUTH_MODE"] = "token"  # Ray 2.60 asks a joining driver for its token
-    command = (
-        [str(Path(sys.executable).parent / "prefect-plugboard"), run.command]
-        if run.script.endswith(".yaml")
-        else [sys.executable]
-    )
     result = subprocess.run(
-        [*command, str(EXAMPLES / run.script), *run.args],
+        [sys.executable, str(EXAMPLES / run.script), *run.args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -111,7 +155,4 @@ def test_example_runs_as_a_script(
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for name, rows in run.rows.items():
-        with (tmp_path / name).open() as f:
-            assert len(list(csv.reader(f))) == rows + 1, f"{name}: header + {rows} rows expected"
-    assert run.prints in result.stdout
+    return result.stdout
