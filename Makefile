@@ -25,12 +25,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# `make test` runs the tests one after another (TEST_WORKERS=0): on two cores, parallel
-# workers cut its time to about 5 minutes but lose the timing the Ray and cancellation tests
-# check. `make test TEST_WORKERS=2` runs it on two pytest-xdist workers, each with its own Ray
-# and Prefect test API; a module whose tests share a server or cluster stays on one worker
-# (see `pytest_xdist_make_scheduler` in tests/conftest.py). `make test-fast` uses two.
-TEST_WORKERS ?= 0
+# `make test` runs the tests on two pytest-xdist workers (TEST_WORKERS=2; 0 runs them one
+# after another). They share one Prefect server; each has its own Ray. A module whose tests
+# share a server or cluster stays on one worker (`pytest_xdist_make_scheduler` in
+# tests/conftest.py), and a `timing` test, which asserts how soon something happens, runs
+# while the other worker waits (`pytest_runtest_protocol` there).
+TEST_WORKERS ?= 2
 
 test: lint typecheck
 	$(BIN)/pytest -n $(TEST_WORKERS)

@@ -16,7 +16,13 @@ import typing as _t
 from prefect.settings import PREFECT_API_URL, temporary_settings
 import pytest
 
-from tests.shared_server import environment, make_run_folder, remove_run_folder, shared_api
+from tests.shared_server import (
+    environment,
+    make_run_folder,
+    remove_run_folder,
+    shared_api,
+    taking_turns,
+)
 
 
 MODULES_SHARING_A_FIXTURE = (
@@ -45,6 +51,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: _t.Any) -> _t.Any:
     if config.getvalue("dist") not in ("load", "loadgroup"):
         return None
     return ModulesSharingAFixtureTogether(config, log)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> _t.Any:
+    """Each test (its fixtures' set-up and tear-down included) takes its turn: a `timing`
+    test while no other worker runs one, the others side by side."""
+    with taking_turns(alone=item.get_closest_marker("timing") is not None):
+        return (yield)
 
 
 UNREACHABLE_API = "http://127.0.0.1:9/api"

@@ -24,7 +24,14 @@ import time
 import urllib.request
 
 
-__all__ = ["RUN_FOLDER", "make_run_folder", "remove_run_folder", "shared_api", "start_server"]
+__all__ = [
+    "RUN_FOLDER",
+    "make_run_folder",
+    "remove_run_folder",
+    "shared_api",
+    "start_server",
+    "taking_turns",
+]
 
 RUN_FOLDER = "PLUGBOARD_TEST_RUN_FOLDER"
 """The environment variable naming the run's folder (inherited by pytest-xdist's workers)."""
@@ -62,6 +69,19 @@ def shared_api() -> str:
         pid, url = start_server(home)
         noted.write_text(json.dumps({"pid": pid, "url": url}))
         return url
+
+
+@contextlib.contextmanager
+def taking_turns(*, alone: bool) -> Iterator[None]:
+    """Holds the run's turn for one test: shared with the other workers' tests, or, `alone`,
+    with none of them (it waits until their running tests end; they wait until it ends).
+
+    A test that asserts how soon something happens runs alone, so that on a machine with as
+    many cores as workers it measures the code, not another worker's load.
+    """
+    with (Path(os.environ[RUN_FOLDER]) / "turns.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        yield
 
 
 def start_server(home: Path) -> tuple[int, str]:

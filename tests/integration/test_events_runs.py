@@ -54,6 +54,7 @@ def _ray_for_ray_processes(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("ray_cluster")
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("process_cls", PROCESSES)
 async def test_three_ticks_reach_two_listeners_and_the_run_ends_at_once(
     process_cls: type[Process],

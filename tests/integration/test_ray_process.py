@@ -43,6 +43,7 @@ def connect(*pairs: str, **settings: _t.Any) -> list[RayConnector]:
     return helpers.connect(*pairs, kind=RayConnector, **settings)
 
 
+@pytest.mark.timing
 async def test_seed_model_on_ray_overlaps_the_sleeps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -221,6 +222,7 @@ async def test_each_worker_is_assigned_exactly_what_its_components_declared(
     assert process.components["sink"].received == [1, 2]  # exports came back from the worker
 
 
+@pytest.mark.timing
 async def test_impossible_requests_are_refused_in_seconds_naming_the_component() -> None:
     started = time.monotonic()
     process = RayProcess(
@@ -294,6 +296,7 @@ def fails_beside(busy: Forever, **options: _t.Any) -> RayProcess:
     )
 
 
+@pytest.mark.timing
 async def test_a_failure_on_ray_stops_the_run_within_two_seconds(tmp_path: Path) -> None:
     marker = tmp_path / "destroyed"
     process = fails_beside(Forever(name="busy", marker=str(marker)))

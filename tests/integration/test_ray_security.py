@@ -10,6 +10,7 @@ workers reach that coordinator) gets the same two strangers.
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import logging
 import os
@@ -103,6 +104,18 @@ async def claim_with_a_wrong_secret(
     return Attempt(local, True, answer)
 
 
+def worker_environments() -> dict[str, bytes]:
+    """Every Ray worker process's environment (where a runtime_env's variables would be)."""
+    places: dict[str, bytes] = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"ray::" in (proc / "cmdline").read_bytes():
+                places[f"environment of {proc.name}"] = (proc / "environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return places
+
+
 def rows(path: Path) -> list[int]:
     with path.open() as f:
         return [int(row[0]) for row in list(csv.reader(f))[1:]]
@@ -134,6 +147,8 @@ async def test_strangers_at_every_listening_port_run_nothing_and_the_model_compl
     try:
         run_id, addresses = await registered_streams(["w1", "w2"])
         listening = listening_sockets()
+        secret = driver_coordinator()._secrets[run_id.encode()].secret
+        environments = worker_environments()
         bound = {name: listening.get(a.port) for name, a in addresses.items()}
         attempts = await asyncio.gather(
             *(send_a_pickle(address, payload) for address in addresses.values()),
@@ -147,8 +162,14 @@ async def test_strangers_at_every_listening_port_run_nothing_and_the_model_compl
     await starting
     after_start = listening_sockets()
     await process.run()
+    status = process.status
     await process.destroy()
 
+    # The run's secret reached its workers as a task argument only, not in the environment
+    # (a runtime_env's variables, which Ray's dashboard shows, end up there).
+    assert environments
+    for form in (secret, secret.hex().encode(), base64.b64encode(secret)):
+        assert not [name for name, seen in environments.items() if form in seen]
     # One machine: the workers listened on loopback only, and only until their senders came.
     assert bound == {name: ["127.0.0.1"] for name in addresses}
     assert all(a.host == "127.0.0.1" for a in addresses.values())
@@ -158,6 +179,7 @@ async def test_strangers_at_every_listening_port_run_nothing_and_the_model_compl
     assert all(a.greeted and a.answer == b"" for a in attempts)
     assert rows(tmp_path / "w1.csv") == items and rows(tmp_path / "w2.csv") == items
     assert process.components["late"].received == items
+    assert status is Status.COMPLETED
     runs = await final_task_runs(process.flow_run_id, 4)
     for index, name in enumerate(addresses):
         logs = await wait_for_log(runs[name].id, "does not speak")
