@@ -1,4 +1,6 @@
-"""The `prefect-plugboard` command line, run as a user would, against the session's API."""
+"""The `prefect-plugboard` command line against the session's API: its commands called in this
+process as the command line calls them (arguments, working folder, exit code, the two output
+streams), and once on a terminal, in a process of its own, as typed in one."""
 
 import csv
 import fcntl
@@ -11,11 +13,13 @@ import struct
 import subprocess
 import sys
 import termios
+import typing as _t
 
 import pytest
+from typer.testing import CliRunner
 
+from prefect_plugboard.cli import app
 
-pytestmark = pytest.mark.slow  # each test runs the command line in a process of its own
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "running_in_parallel"
@@ -23,17 +27,26 @@ MODELS = ROOT / "tests" / "unit" / "models"
 CLI = str(Path(sys.executable).parent / "prefect-plugboard")
 
 
-def cli(
-    *args: str, cwd: Path, api: str, ray_address: str = "", timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["PREFECT_API_URL"] = api
-    if ray_address:  # join the session's cluster, as a user's command joins a running one
-        env["RAY_ADDRESS"] = ray_address
-        env["RAY_AUTH_MODE"] = "token"
-    return subprocess.run(
-        [CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+class Result(_t.NamedTuple):
+    """What a command left: its exit code and what it printed on each stream."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, cwd: Path, api: str) -> Result:
+    """`prefect-plugboard ARGS`, typed in `cwd`, against `api`, with the session's Ray (if a
+    test uses one) as the cluster it joins."""
+    before = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args), env={"PREFECT_API_URL": api})
+    finally:
+        os.chdir(before)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Result(result.exit_code, result.stdout, result.stderr)
 
 
 def rows(path: Path) -> list[list[str]]:
@@ -69,6 +82,7 @@ CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 LOG_LINE = re.compile(r"\d\d:\d\d:\d\d\.\d{3} \| (?:INFO|WARNING|ERROR) ")
 
 
+@pytest.mark.slow  # on a terminal: a process of its own
 def test_run_writes_the_rows_where_the_user_is_and_says_what_to_do_next(
     tmp_path: Path, prefect_api: str
 ) -> None:
@@ -94,9 +108,8 @@ def test_run_writes_the_rows_where_the_user_is_and_says_what_to_do_next(
 
 
 @pytest.mark.ray
-def test_process_type_switches_a_local_model_to_ray(
-    tmp_path: Path, prefect_api: str, ray_address: str
-) -> None:
+@pytest.mark.usefixtures("ray_cluster")
+def test_process_type_switches_a_local_model_to_ray(tmp_path: Path, prefect_api: str) -> None:
     result = cli(
         "run",
         str(SEED / "model.yaml"),
@@ -106,7 +119,6 @@ def test_process_type_switches_a_local_model_to_ray(
         "component.input.arg.iters=2",
         cwd=tmp_path,
         api=prefect_api,
-        ray_address=ray_address,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(rows(tmp_path / "ray.csv")) == 2
