@@ -454,3 +454,35 @@ def load_seed() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# ----- the command line ------------------------------------------------------------------------
+
+
+class CliResult(_t.NamedTuple):
+    """What a `prefect-plugboard` command left: its exit code and each stream's output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, cwd: Path, api: str) -> CliResult:
+    """`prefect-plugboard ARGS` typed in `cwd` against `api`, run in this process (with the
+    session's Ray, if a test uses one, as the cluster it joins).
+
+    Call it from a thread (`asyncio.to_thread`) in an async test: commands run event loops.
+    """
+    from typer.testing import CliRunner
+
+    from prefect_plugboard.cli import app
+
+    before = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args), env={"PREFECT_API_URL": api})
+    finally:
+        os.chdir(before)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr)

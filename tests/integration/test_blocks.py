@@ -37,12 +37,12 @@ from prefect_plugboard.blocks import (
     resolve_channel_block,
 )
 from prefect_plugboard.testing import Collector, ListSource, PassThrough
+from tests import helpers
 from tests.helpers import most_in_transit
 
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).parent / "prefect")
-CLI = str(Path(sys.executable).parent / "prefect-plugboard")
 SPEC = ConnectorSpec(source="a.x", target="b.x")
 
 
@@ -134,11 +134,12 @@ async def test_the_prefect_cli_registers_both_block_types(prefect_api: str) -> N
             assert schema is not None and "maxsize" in schema.fields["properties"], slug
 
 
-@pytest.mark.slow  # a process of its own
 async def test_blocks_save_saves_every_document_and_replaces_only_when_asked(
     prefect_api: str, tmp_path: Path
 ) -> None:
-    save = (CLI, "blocks", "save")
+    def save(*args: str) -> helpers.CliResult:
+        return helpers.cli("blocks", "save", *args, cwd=ROOT, api=prefect_api)
+
     ready = sorted((ROOT / "examples" / "blocks").glob("*.yaml"))
     own = tmp_path / "own.yaml"
     name = unique("script")
@@ -146,7 +147,8 @@ async def test_blocks_save_saves_every_document_and_replaces_only_when_asked(
         f"block_type_slug: plugboard-asyncio-channel\nname: {name}\ndata:\n  maxsize: 5\n"
     )
 
-    first = run(*save, *map(str, ready), str(own), api=prefect_api)
+    first = await asyncio.to_thread(save, *map(str, ready), str(own))
+    assert first.returncode == 0, first.stdout + first.stderr
     assert f"Saved plugboard-asyncio-channel/{name} (maxsize=5)" in first.stdout
     assert "$ prefect block ls" in first.stdout
     for path in ready:
@@ -155,20 +157,20 @@ async def test_blocks_save_saves_every_document_and_replaces_only_when_asked(
         assert block.model_dump(include=set(document["data"])) == document["data"]
 
     own.write_text(own.read_text().replace("maxsize: 5", "maxsize: 6"))
-    second = run(*save, str(ready[0]), str(own), api=prefect_api, check=False)
+    second = await asyncio.to_thread(save, str(ready[0]), str(own))
     assert second.returncode == 1
     assert "Unchanged " in second.stdout
     assert f"Skipped plugboard-asyncio-channel/{name}: it is saved with maxsize=5" in second.stdout
     saved: AsyncioChannelBlock = await AsyncioChannelBlock.aload(name)
     assert saved.maxsize == 5
 
-    third = run(*save, "--overwrite", str(own), api=prefect_api)
+    third = await asyncio.to_thread(save, "--overwrite", str(own))
+    assert third.returncode == 0, third.stdout + third.stderr
     assert f"Overwrote plugboard-asyncio-channel/{name} (maxsize=6)" in third.stdout
     saved = await AsyncioChannelBlock.aload(name)
     assert saved.maxsize == 6
 
 
-@pytest.mark.slow  # a process of its own
 async def test_blocks_save_checks_every_document_before_saving_any(
     prefect_api: str, tmp_path: Path
 ) -> None:
@@ -178,7 +180,9 @@ async def test_blocks_save_checks_every_document_before_saving_any(
         f"block_type_slug: plugboard-ray-channel\nname: {good_name}\ndata: {{maxsize: 1}}\n"
     )
     bad.write_text("block_type_slug: plugboard-ray-channel\nname: bad\ndata: {maxsize: -1}\n")
-    result = run(CLI, "blocks", "save", str(good), str(bad), api=prefect_api, check=False)
+    result = await asyncio.to_thread(
+        helpers.cli, "blocks", "save", str(good), str(bad), cwd=ROOT, api=prefect_api
+    )
     assert result.returncode == 2
     assert f"{bad}: data.maxsize: Input should be greater than or equal to 0" in result.stderr
     assert "Nothing was saved." in result.stderr

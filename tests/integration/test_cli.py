@@ -13,40 +13,16 @@ import struct
 import subprocess
 import sys
 import termios
-import typing as _t
 
 import pytest
-from typer.testing import CliRunner
 
-from prefect_plugboard.cli import app
+from tests.helpers import cli
 
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "running_in_parallel"
 MODELS = ROOT / "tests" / "unit" / "models"
 CLI = str(Path(sys.executable).parent / "prefect-plugboard")
-
-
-class Result(_t.NamedTuple):
-    """What a command left: its exit code and what it printed on each stream."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def cli(*args: str, cwd: Path, api: str) -> Result:
-    """`prefect-plugboard ARGS`, typed in `cwd`, against `api`, with the session's Ray (if a
-    test uses one) as the cluster it joins."""
-    before = Path.cwd()
-    os.chdir(cwd)
-    try:
-        result = CliRunner().invoke(app, list(args), env={"PREFECT_API_URL": api})
-    finally:
-        os.chdir(before)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return Result(result.exit_code, result.stdout, result.stderr)
 
 
 def rows(path: Path) -> list[list[str]]:
