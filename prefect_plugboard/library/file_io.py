@@ -329,13 +329,17 @@ class FileWriter(DataWriter):
         if table.schema != schema:
             try:
                 table = table.cast(schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+            except (pa.ArrowException, TypeError, ValueError) as exc:
                 msg = (
                     f"{label(self)}: rows do not fit the columns already written to "
                     f"{self._location} ({schema}): {exc}; give the types with `schema=`"
                 )
                 raise DataIOError(msg) from None
-        _t.cast(_t.Any, self._writer).write_table(table)
+        try:
+            _t.cast(_t.Any, self._writer).write_table(table)
+        except pa.ArrowException as exc:
+            msg = f"{label(self)}: cannot write to {self._location}: {type(exc).__name__}: {exc}"
+            raise DataIOError(msg) from None
         if self._sink is None:
             self._file.flush()
 

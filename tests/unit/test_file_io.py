@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from decimal import Decimal
 import gzip
 import io
 from pathlib import Path
@@ -11,6 +12,7 @@ import pickle
 import uuid
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -116,6 +118,79 @@ async def test_a_parquet_round_trip_keeps_every_column_type(tmp_path: Path) -> N
     copied = pq.read_table(target)
     assert copied.schema == table.schema
     assert copied.equals(table)
+
+
+_STAMPS = [dt.datetime(2024, 1, 1, 12, 30, i) for i in range(5)]
+_WITH_GAPS = [_STAMPS[0], None, *_STAMPS[2:4], None]
+# In chunks of two rows, each column's first and last chunk have a missing value and the
+# middle one has none: the values of every chunk must carry the column's type.
+TYPED_COLUMNS = {
+    "int32": pa.array([1, None, 3, 4, None], pa.int32()),
+    "float32": pa.array([0.5, None, 2.5, 3.5, None], pa.float32()),
+    "ts_ns": pa.array(_WITH_GAPS, pa.timestamp("ns")),
+    "ts_ns_utc": pa.array(_WITH_GAPS, pa.timestamp("ns", tz="UTC")),
+    "decimal": pa.array(
+        [Decimal("1.25"), None, Decimal("12345678.99"), Decimal("0.01"), None],
+        pa.decimal128(10, 2),
+    ),
+    "large_string": pa.array(["a", None, "c", "d", None], pa.large_string()),
+    "dictionary": pa.array(["a", None, "b", "a", None]).dictionary_encode(),
+}
+
+
+@pytest.mark.parametrize("chunk_size", [None, 2])
+@pytest.mark.parametrize("column", list(TYPED_COLUMNS))
+async def test_a_parquet_round_trip_keeps_a_nullable_column_type(
+    tmp_path: Path, column: str, chunk_size: int | None
+) -> None:
+    table = pa.table({column: TYPED_COLUMNS[column]})
+    source, target = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pq.write_table(table, source)
+    process = LocalProcess(
+        components=[
+            FileReader(name="read", path=source, field_names=[column], chunk_size=chunk_size),
+            FileWriter(name="save", path=target, field_names=[column], chunk_size=chunk_size),
+        ],
+        connectors=wire("read", "save", [column]),
+    )
+    await run_in_memory(process)
+    copied = pq.read_table(target)
+    assert copied.schema == table.schema
+    # by value: a dictionary column's chunks have dictionaries of their own
+    assert copied.to_pylist() == table.to_pylist()
+
+
+async def test_typed_values_behave_as_python_values_and_pickle_with_their_type(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table(TYPED_COLUMNS), source)
+    reader = FileReader(name="read", path=source, field_names=list(TYPED_COLUMNS))
+    await reader.init()
+    await reader.step()
+    await reader.destroy()
+    assert reader.decimal == Decimal("1.25") and isinstance(reader.decimal, Decimal)
+    assert reader.large_string == "a" and reader.large_string + "!" == "a!"
+    assert reader.dictionary == "a" and {"a": 1}[reader.dictionary] == 1
+    assert reader.ts_ns_utc == _STAMPS[0].replace(tzinfo=dt.UTC)
+    for field in ("decimal", "large_string", "dictionary", "ts_ns_utc"):
+        value = getattr(reader, field)
+        copy = pickle.loads(pickle.dumps(value))
+        assert copy == value and copy.__arrow_type__ == TYPED_COLUMNS[field].type
+
+
+async def test_a_value_that_cannot_take_its_column_type_is_named(tmp_path: Path) -> None:
+    target = tmp_path / "out.parquet"
+    process = LocalProcess(
+        components=[
+            # one nanosecond cannot be written to a column in microseconds
+            ListSource(name="src", items=[np.datetime64(1, "ns")]),
+            FileWriter(name="save", path=target, field_names=["t"], schema={"t": "timestamp[us]"}),
+        ],
+        connectors=connect("src.x -> save.t"),
+    )
+    text = await _failure(process)
+    assert "FileWriter 'save'" in text and str(target) in text and "column 't'" in text
 
 
 async def test_a_csv_file_names_its_columns_even_without_rows(tmp_path: Path) -> None:
