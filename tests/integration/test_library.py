@@ -171,6 +171,42 @@ async def test_a_block_that_is_not_saved_is_named() -> None:
     )
 
 
+def test_a_model_with_an_unsaved_sql_block_is_not_dumped_with_its_secret(tmp_path: Path) -> None:
+    sqlalchemy_blocks = pytest.importorskip("prefect_sqlalchemy")
+    block = sqlalchemy_blocks.SqlAlchemyConnector(
+        connection_info="postgresql://user:topsecret@127.0.0.1:1/db"
+    )
+    process = LocalProcess(
+        components=[
+            SQLReader(
+                name="read", connection_string=block, query="SELECT 1 AS x", field_names=["x"]
+            ),
+            Collector(name="sink"),
+        ],
+        connectors=wire("read", "sink", ["x"]),
+    )
+    model = tmp_path / "model.yaml"
+    with pytest.raises(PlugboardError) as info:
+        process.dump(model)
+    text = str(info.value)
+    assert "SQLReader 'read'" in text and "`connection_string`" in text and "not saved" in text
+    assert "sqlalchemy-connector/" in text and "topsecret" not in text
+    assert not model.exists()
+
+
+def test_a_model_with_unsaved_aws_credentials_is_not_dumped(tmp_path: Path) -> None:
+    aws = pytest.importorskip("prefect_aws")
+    credentials = aws.AwsCredentials(aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="s3")
+    writer = FileWriter(
+        name="save",
+        path="memory://plugboard-tests/out.csv",
+        storage_options=credentials,
+        field_names=["x"],
+    )
+    with pytest.raises(PlugboardError, match="FileWriter 'save': its `storage_options`"):
+        writer.export()
+
+
 # ----- on Ray: components are pickled to workers, files opened there -------------------------
 
 
