@@ -124,7 +124,7 @@ class FileReader(DataReader):
         return await _t.cast(IOThread, self._thread).run(python_columns, data, self._field_names)
 
     def _open(self) -> None:
-        fs, path = filesystem(self._location, self._storage_options)
+        fs, path = filesystem(self._location, self._storage_options, needed_by=label(self))
         try:
             self._file = fs.open(path, "rb")
         except FileNotFoundError:
@@ -303,7 +303,7 @@ class FileWriter(DataWriter):
         await _t.cast(IOThread, self._thread).run(self._write_table, data)
 
     def _open(self) -> None:
-        fs, path = filesystem(self._location, self._storage_options)
+        fs, path = filesystem(self._location, self._storage_options, needed_by=label(self))
         try:
             if "file" in _t.cast(tuple[str, ...], fs.protocol):
                 fs.makedirs(fs._parent(path), exist_ok=True)

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 from decimal import Decimal
 import gzip
+import importlib.util
 import io
 from pathlib import Path
 import pickle
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefect_plugboard import LocalProcess, PlugboardError
-from prefect_plugboard.exceptions import IOStreamClosedError, ValidationError
+from prefect_plugboard.exceptions import DataIOError, IOStreamClosedError, ValidationError
 from prefect_plugboard.library import FileReader, FileWriter
 from prefect_plugboard.testing import Collector, ListSource, run_in_memory
 from tests.helpers import connect, error_text, wire
@@ -361,3 +362,48 @@ def test_a_parquet_writer_makes_no_early_row_groups_unless_asked() -> None:
     assert FileWriter(name="w", path="out.csv", field_names=["x"])._flush_interval == 1.0
     asked = FileWriter(name="w", path="out.parquet", field_names=["x"], flush_interval=5)
     assert asked._flush_interval == 5
+
+
+@pytest.mark.parametrize("cls", [FileReader, FileWriter])
+async def test_a_cloud_url_without_its_extra_names_the_extra_to_install(cls: type) -> None:
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed: gs:// URLs open")
+    component = cls(name="io", path="gs://bucket/table.parquet", field_names=["x"])
+    with pytest.raises(DataIOError) as info:
+        await component.init()
+    await component.destroy()
+    text = str(info.value)
+    assert f"{cls.__name__} 'io'" in text and "gs://bucket/table.parquet" in text
+    assert "pip install 'prefect-plugboard[gcs]'" in text
+
+
+async def test_a_file_url_is_read_and_written(tmp_path: Path) -> None:
+    source, target = tmp_path / "in.csv", tmp_path / "out" / "copy.parquet"
+    _write(TABLE, str(source))
+    await run_in_memory(_copy_model(f"file://{source}", f"file://{target}", chunk_size=2))
+    assert pq.read_table(target).equals(TABLE)
+
+
+async def test_storage_options_go_to_the_filesystem(tmp_path: Path) -> None:
+    # fsspec's `dir://` filesystem finds its files only in the folder its options name
+    folder = {"path": str(tmp_path), "target_protocol": "file"}
+    _write(TABLE, str(tmp_path / "in.csv"))
+    process = LocalProcess(
+        components=[
+            FileReader(
+                name="read",
+                path="dir://in.csv",
+                field_names=["x", "y", "z"],
+                storage_options=folder,
+            ),
+            FileWriter(
+                name="save",
+                path="dir://out.csv.gz",
+                field_names=["x", "y", "z"],
+                storage_options=folder,
+            ),
+        ],
+        connectors=wire("read", "save", ["x", "y", "z"]),
+    )
+    await run_in_memory(process)
+    assert _read(str(tmp_path / "out.csv.gz")).equals(TABLE)
