@@ -23,7 +23,7 @@ from prefect_plugboard import LocalProcess, PlugboardError
 from prefect_plugboard.exceptions import DataIOError, IOStreamClosedError, ValidationError
 from prefect_plugboard.library import FileReader, FileWriter
 from prefect_plugboard.testing import Collector, ListSource, run_in_memory
-from tests.helpers import connect, error_text, wire
+from tests.helpers import connect, error_text, run_failing_midway, wire
 
 
 TABLE = pa.table(
@@ -407,3 +407,14 @@ async def test_storage_options_go_to_the_filesystem(tmp_path: Path) -> None:
     )
     await run_in_memory(process)
     assert _read(str(tmp_path / "out.csv.gz")).equals(TABLE)
+
+
+@pytest.mark.parametrize("fmt", [".parquet", ".csv"])
+async def test_a_failure_mid_run_keeps_every_row_the_writer_received(
+    tmp_path: Path, fmt: str
+) -> None:
+    target = tmp_path / f"out{fmt}"
+    writer = FileWriter(name="save", path=target, field_names=["y"], chunk_size=4)
+    received = await run_failing_midway(writer)
+    assert received >= 5  # a full chunk, and rows still buffered when the run failed
+    assert _read(str(target)).column("y").to_pylist() == list(range(received))
