@@ -138,6 +138,33 @@ def wire(source: str, target: str, fields: Iterable[str], **settings: _t.Any) ->
     return connect(*(f"{source}.{f} -> {target}.{f}" for f in fields), **settings)
 
 
+async def run_failing_midway(writer: Component, fail_on_step: int = 7) -> int:
+    """Runs numbers 0, 1, ... through a component that fails on `fail_on_step` into the
+    writer's field `y`; returns how many rows the writer received before the run failed.
+
+    The connector into the writer holds one row, so the writer receives at least
+    `fail_on_step - 2` rows: with a smaller `chunk_size`, some of them were still buffered.
+    """
+    from prefect_plugboard import LocalProcess, PlugboardError
+    from prefect_plugboard.testing import FailingComponent, ListSource, run_in_memory
+
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=range(100)),
+            FailingComponent(name="bad", fail_on_step=fail_on_step),
+            writer,
+        ],
+        connectors=connect("src.x -> bad.x") + connect(f"bad.y -> {writer.name}.y", maxsize=1),
+    )
+    try:
+        await run_in_memory(process)
+    except PlugboardError as exc:
+        assert f"bad failed on step {fail_on_step}" in error_text(exc)
+    else:
+        raise AssertionError("the run did not fail")
+    return writer.run_stats.steps
+
+
 def error_text(exc: BaseException) -> str:
     """The messages of an exception and of every exception behind it, one per line."""
     lines = []

@@ -1,29 +1,54 @@
 """Arrow tables to Python values and back, keeping column types across a round trip.
 
 Values leave a reader as plain Python objects (`int`, `float`, `str`, `bool`, `datetime`,
-`date`, `Decimal`, `bytes`, `None`), which is what a writer turns back into int64, double,
-string, bool, timestamp[us] (with its time zone), date32, decimal and binary columns. Types
-that no Python type stands for (int8/16/32, unsigned, float16/32, timestamps in s, ms or ns)
-leave as NumPy scalars of that type, which the writer turns back into the same type.
+`date`, `Decimal`, `bytes`, `None`) where the Python type stands for the column's type, which
+a writer turns back into int64, double, string, bool, timestamp[us] (with its time zone),
+date32, decimal and binary columns. The other columns' values carry their Arrow type, whether
+or not the column has missing values (`None`), so that a writer gives every chunk the type
+the reader read:
+
+- int8/16/32, unsigned, float16/32 and timestamps in s, ms or ns without a time zone leave as
+  NumPy scalars of that type;
+- decimals, large strings and binaries, dictionary-encoded columns, zoned timestamps in
+  s/ms/ns, dates as date64 and times or durations in other units than microseconds leave as
+  instances of a subclass of the Python type (`str`, `Decimal`, `datetime`, ...) whose
+  `__arrow_type__` is the column's type. They behave as the Python values they are; Python
+  keeps microseconds, so a zoned timestamp in ns loses what is below the microsecond.
+
+Nested columns (lists, structs, maps) leave as Python lists and dicts, and are written with
+the types their values suggest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import datetime as _dt
+import decimal
 import typing as _t
 
 from prefect_plugboard.library._common import lazy_module
 
 
 if _t.TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.types as pat
 else:
+    np = lazy_module("numpy")
     pa = lazy_module("pyarrow")
+    pc = lazy_module("pyarrow.compute")
     pat = lazy_module("pyarrow.types")
 
 
-__all__ = ["ColumnTypeError", "parse_schema", "python_columns", "table_from_columns"]
+__all__ = [
+    "ColumnTypeError",
+    "arrow_type_of",
+    "parse_schema",
+    "plain_values",
+    "python_columns",
+    "table_from_columns",
+]
 
 _NARROW_NUMBERS = (
     "is_int8",
@@ -38,28 +63,163 @@ _NARROW_NUMBERS = (
 )
 """The Arrow type checks (in `pyarrow.types`) of the types that leave as NumPy scalars."""
 
+_TYPED_BASES: tuple[type, ...] = (
+    str,
+    bytes,
+    decimal.Decimal,
+    int,
+    float,
+    _dt.datetime,
+    _dt.date,
+    _dt.time,
+    _dt.timedelta,
+)
+"""Python types whose values can carry an Arrow type (`bool` cannot be subclassed)."""
 
-def _keeps_type_as_numpy(column: pa.ChunkedArray | pa.Array) -> bool:
-    kind = column.type
-    if column.null_count:
-        return False  # NumPy has no null for these: plain values and None instead
+_typed_classes: dict[tuple[type, _t.Any], type] = {}
+
+
+def _rebuilt(cls: _t.Any, value: _t.Any) -> _t.Any:
+    """`value` as an instance of `cls`, a Python type of `_TYPED_BASES` or a subclass of one."""
+    if issubclass(cls, _dt.datetime):
+        return cls.combine(value.date(), value.timetz())
+    if issubclass(cls, _dt.date):
+        return cls(value.year, value.month, value.day)
+    if issubclass(cls, _dt.time):
+        return cls(
+            value.hour, value.minute, value.second, value.microsecond, value.tzinfo, fold=value.fold
+        )
+    if issubclass(cls, _dt.timedelta):
+        return cls(value.days, value.seconds, value.microseconds)
+    return cls(value)
+
+
+def _base_of(value: _t.Any) -> type:
+    return next(b for b in type(value).__mro__ if b in _TYPED_BASES)
+
+
+def _reduce_typed(value: _t.Any, protocol: int = 2) -> tuple[_t.Any, ...]:
+    base = _base_of(value)
+    return (typed_value, (type(value).__arrow_type__, base, _rebuilt(base, value)))
+
+
+def _typed_class(base: type, kind: pa.DataType) -> type:
+    key = (base, kind)
+    cls = _typed_classes.get(key)
+    if cls is None:
+        namespace = {
+            "__slots__": (),
+            "__arrow_type__": kind,
+            "__reduce__": _reduce_typed,
+            "__reduce_ex__": _reduce_typed,
+            "__module__": __name__,
+            "__doc__": f"A `{base.__name__}` from an Arrow column of type {kind}.",
+        }
+        cls = _typed_classes[key] = type(base.__name__, (base,), namespace)
+    return cls
+
+
+def typed_value(kind: pa.DataType, base: type, value: _t.Any) -> _t.Any:
+    """`value` (an instance of `base`) as an instance of `base` that carries `kind`.
+
+    Also what a pickled typed value is rebuilt with, on a Ray worker, say.
+    """
+    return _rebuilt(_typed_class(base, kind), value)
+
+
+def arrow_type_of(values: Sequence[_t.Any]) -> pa.DataType | None:
+    """The Arrow type the first value that is not `None` carries, if it carries one."""
+    first = next((v for v in values if v is not None), None)
+    if first is None:
+        return None
+    carried = getattr(type(first), "__arrow_type__", None)
+    if carried is not None:
+        return _t.cast("pa.DataType", carried)
+    if isinstance(first, np.generic) and not isinstance(first, np.object_ | np.str_):
+        try:
+            return pa.from_numpy_dtype(first.dtype)
+        except (pa.ArrowException, TypeError):
+            return None
+    return None
+
+
+def plain_values(values: list[_t.Any]) -> list[_t.Any]:
+    """The values as plain Python values (`int`, `str`, `datetime`, ...), e.g. for a driver.
+
+    NumPy scalars and values that carry an Arrow type (see the module doc) become the Python
+    values they stand for; a NumPy timestamp becomes a `datetime` (to the microsecond).
+    """
+    first = next((v for v in values if v is not None), None)
+    if first is None:
+        return values
+    if getattr(type(first), "__arrow_type__", None) is not None:
+        base = _base_of(first)
+        return [v if v is None else _rebuilt(base, v) for v in values]
+    if type(first).__module__ != "numpy":
+        return values
+    return [_plain_numpy(v) for v in values]
+
+
+def _plain_numpy(value: _t.Any) -> _t.Any:
+    if isinstance(value, np.datetime64):
+        return value.astype("datetime64[us]").item()
+    if isinstance(value, np.timedelta64):
+        return value.astype("timedelta64[us]").item()
+    return value.item() if hasattr(value, "item") else value
+
+
+def _keeps_type_as_numpy(kind: pa.DataType) -> bool:
     if any(getattr(pat, check)(kind) for check in _NARROW_NUMBERS):
         return True
     return pat.is_timestamp(kind) and kind.unit != "us" and kind.tz is None
 
 
-def _values(column: pa.ChunkedArray | pa.Array) -> list[_t.Any]:
-    if _keeps_type_as_numpy(column):
+def _is_python_type(kind: pa.DataType) -> bool:
+    """Whether the Python values of a column of `kind` are inferred back as `kind`."""
+    if kind in (pa.int64(), pa.float64(), pa.string(), pa.binary(), pa.bool_(), pa.date32()):
+        return True
+    if pat.is_null(kind) or pat.is_nested(kind):
+        return True  # nested: as their values suggest (see the module doc)
+    if pat.is_timestamp(kind) or pat.is_time64(kind) or pat.is_duration(kind):
+        return bool(kind.unit == "us")
+    return False
+
+
+def _numpy_values(column: pa.ChunkedArray | pa.Array) -> list[_t.Any]:
+    """NumPy scalars of the column's type, `None` where a value is missing."""
+    if not column.null_count:
         return list(column.to_numpy())
+    values: list[_t.Any] = list(column.fill_null(pa.scalar(0, column.type)).to_numpy())
+    missing = pc.is_null(column)
+    if isinstance(missing, pa.ChunkedArray):
+        missing = missing.combine_chunks()
+    for index in np.flatnonzero(missing.to_numpy(zero_copy_only=False)):
+        values[index] = None
+    return values
+
+
+def _values(column: pa.ChunkedArray | pa.Array) -> list[_t.Any]:
     kind = column.type
-    if pat.is_timestamp(kind) and kind.unit != "us":
-        # A zoned or nullable timestamp in s/ms/ns: Python's datetime holds microseconds.
-        column = column.cast(pa.timestamp("us", tz=kind.tz), safe=False)
-    elif pat.is_time(kind) and kind.unit == "ns":
-        column = column.cast(pa.time64("us"), safe=False)
-    elif pat.is_dictionary(kind):
-        column = column.cast(kind.value_type)
-    return _t.cast(list[_t.Any], column.to_pylist())
+    if _is_python_type(kind):
+        return _t.cast(list[_t.Any], column.to_pylist())
+    if _keeps_type_as_numpy(kind):
+        return _numpy_values(column)
+    values: list[_t.Any]
+    if pat.is_dictionary(kind):
+        values = column.cast(kind.value_type).to_pylist()
+    elif pat.is_timestamp(kind):
+        # Python's datetime, time and timedelta hold microseconds.
+        values = column.cast(pa.timestamp("us", tz=kind.tz), safe=False).to_pylist()
+    elif pat.is_time(kind) or pat.is_duration(kind):
+        target = pa.duration("us") if pat.is_duration(kind) else pa.time64("us")
+        values = column.cast(target, safe=False).to_pylist()
+    else:
+        values = column.to_pylist()
+    first = next((v for v in values if v is not None), None)
+    if first is None or type(first) not in _TYPED_BASES:
+        return values  # nothing to carry the type (all missing, or a `bool`)
+    cls = _typed_class(type(first), kind)
+    return [v if v is None else _rebuilt(cls, v) for v in values]
 
 
 def python_columns(
@@ -123,19 +283,35 @@ def table_from_columns(
     """
     arrays = []
     for name, values in columns.items():
-        wanted = schema.field(name).type if schema is not None else (types or {}).get(name)
-        try:
-            array = pa.array(values, type=wanted) if wanted is not None else pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
-            if wanted is not None and pat.is_null(wanted):
-                array = pa.array(values)
-            else:
-                kinds = sorted({type(v).__name__ for v in values if v is not None})
-                what = f" to {wanted}" if wanted is not None else ""
-                msg = (
-                    f"column {name!r}: its values ({', '.join(kinds)}) cannot be written"
-                    f"{what}: {exc}"
-                )
-                raise ColumnTypeError(msg) from None
-        arrays.append(array)
+        if schema is not None:
+            wanted = schema.field(name).type
+        else:
+            wanted = (types or {}).get(name) or arrow_type_of(values)
+        arrays.append(_array(name, values, wanted))
     return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+def _conversion_errors() -> tuple[type[Exception], ...]:
+    # A function: pyarrow is loaded where a file is written, not when this module is.
+    return (pa.ArrowException, OverflowError, TypeError, ValueError)
+
+
+def _array(name: str, values: Sequence[_t.Any], wanted: pa.DataType | None) -> pa.Array:
+    if wanted is not None:
+        try:
+            return pa.array(values, type=wanted)
+        except _conversion_errors():
+            pass  # e.g. NumPy timestamps in ns for a column in us: inferred, then cast
+    try:
+        array = pa.array(values)
+        if wanted is None or pat.is_null(wanted):
+            return array
+        return array.cast(wanted)
+    except _conversion_errors() as exc:
+        kinds = sorted({type(v).__name__ for v in values if v is not None})
+        what = f" to {wanted}" if wanted is not None else ""
+        msg = (
+            f"column {name!r}: its values ({', '.join(kinds)}) cannot be written{what}: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        raise ColumnTypeError(msg) from None

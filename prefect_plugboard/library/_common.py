@@ -110,19 +110,40 @@ class IOThread:
         await asyncio.to_thread(self._executor.shutdown, True)
 
 
-def with_block_references(exported: dict[str, _t.Any]) -> dict[str, _t.Any]:
+def with_block_references(component: Component, exported: dict[str, _t.Any]) -> dict[str, _t.Any]:
     """An `export()` whose Prefect block arguments are given by reference, not by value.
 
     A saved block becomes `"<block type slug>/<block name>"`, so that a dumped model holds no
     secret and loads the same block again.
+
+    Raises:
+        ValidationError: An argument is a block that is not saved: it has no reference, and
+            its fields (a password, a key) must not be written to a model file.
     """
     args = exported.get("args", {})
     for key, value in args.items():
+        if not _is_block(value):
+            continue
         name = getattr(value, "_block_document_name", None)
-        slug = getattr(type(value), "get_block_type_slug", None)
-        if name and slug is not None and not getattr(value, "_is_anonymous", False):
-            args[key] = f"{slug()}/{name}"
+        if not name or getattr(value, "_is_anonymous", False):
+            slug = type(value).get_block_type_slug()
+            msg = (
+                f"{label(component)}: its `{key}` is a {type(value).__name__} block that is not "
+                f"saved, so the model cannot be written without its secrets; save it "
+                f"(`block.save('my-name')`) and pass it, or its reference "
+                f"'{slug}/my-name', instead"
+            )
+            raise ValidationError([msg], subject=f"component {component.name!r}")
+        args[key] = f"{type(value).get_block_type_slug()}/{name}"
     return exported
+
+
+def _is_block(value: object) -> bool:
+    """Whether `value` is a Prefect block (without importing Prefect's blocks to find out)."""
+    return any(
+        klass.__name__ == "Block" and klass.__module__ == "prefect.blocks.core"
+        for klass in type(value).__mro__
+    )
 
 
 class _LazyModule:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import typing as _t
 
-from prefect_plugboard.exceptions import ValidationError
+from prefect_plugboard.exceptions import DataIOError, ValidationError
 
 
 if _t.TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
 
-__all__ = ["FORMATS", "file_format", "filesystem", "is_url", "resolve_location"]
+__all__ = ["EXTRAS", "FORMATS", "file_format", "filesystem", "is_url", "resolve_location"]
 
 FORMATS: dict[str, str] = {".csv.gz": "csv.gz", ".csv": "csv", ".parquet": "parquet"}
 """File name endings and the formats they stand for."""
@@ -55,8 +55,53 @@ def file_format(location: str, *, needed_by: str, subject: str) -> str:
     raise ValidationError([msg], subject=subject)
 
 
-def filesystem(location: str, options: dict[str, _t.Any]) -> tuple[AbstractFileSystem, str]:
-    """The fsspec filesystem for `location` and the path within it."""
+EXTRAS: dict[str, str] = {
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+    "adl": "azure",
+}
+"""URL protocols and the extra of prefect-plugboard that installs their filesystem."""
+
+
+def filesystem(
+    location: str, options: dict[str, _t.Any], *, needed_by: str
+) -> tuple[AbstractFileSystem, str]:
+    """The fsspec filesystem for `location` and the path within it.
+
+    Args:
+        location: The file's URL or local path.
+        options: fsspec `storage_options`.
+        needed_by: Who needs it, for messages, e.g. `"FileReader 'read'"`.
+
+    Raises:
+        DataIOError: The filesystem's package is not installed (naming the extra to install),
+            or the filesystem cannot be made with these options.
+    """
     from fsspec.core import url_to_fs
 
-    return _t.cast("tuple[AbstractFileSystem, str]", url_to_fs(location, **options))
+    try:
+        return _t.cast("tuple[AbstractFileSystem, str]", url_to_fs(location, **options))
+    except ImportError as exc:
+        protocol = location.split("::")[-1].partition("://")[0] if is_url(location) else ""
+        extra = EXTRAS.get(protocol.lower())
+        install = (
+            f"install it with `pip install 'prefect-plugboard[{extra}]'`"
+            if extra
+            else "install the fsspec filesystem for it"
+        )
+        msg = (
+            f"{needed_by}: cannot open {location}: its filesystem is not installed ({exc}); "
+            f"{install}"
+        )
+        raise DataIOError(msg) from None
+    except Exception as exc:
+        msg = (
+            f"{needed_by}: cannot open the filesystem of {location} with its storage_options: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        raise DataIOError(msg) from exc

@@ -192,8 +192,12 @@ class DataReader(Component, ABC):
         return tuple(columns), lengths.pop() if lengths else 0
 
     def export(self) -> dict[str, _t.Any]:
-        """`{"type": ..., "args": {...}}`, with saved Prefect blocks given by reference."""
-        return with_block_references(super().export())
+        """`{"type": ..., "args": {...}}`, with saved Prefect blocks given by reference.
+
+        Raises:
+            ValidationError: An argument is a Prefect block that is not saved.
+        """
+        return with_block_references(self, super().export())
 
     def __getstate__(self) -> dict[str, _t.Any]:
         return live_state(self, super().__getstate__())

@@ -63,8 +63,10 @@ class FileReader(DataReader):
     `s3://`, `gs://`, `az://`, ...; the cloud ones need `prefect-plugboard[s3]`, `[gcs]` or
     `[azure]`). Values are plain Python objects (`int`, `float`, `str`, `bool`, `datetime`,
     `None` for a missing value); columns of types Python has no type for (int32, float32,
-    timestamp[ns], ...) give NumPy scalars of that type, so a `FileWriter` writes them back
-    with the same type.
+    timestamp[ns], ...) give NumPy scalars of that type, and decimals, large strings,
+    dictionary-encoded and zoned ns columns (...) Python values that carry their Arrow type
+    (see `prefect_plugboard.library._columns`), so a `FileWriter` writes them back with the
+    same type, with or without missing values.
 
     Args:
         path: The file. A relative local path is relative to the working directory where the
@@ -124,7 +126,7 @@ class FileReader(DataReader):
         return await _t.cast(IOThread, self._thread).run(python_columns, data, self._field_names)
 
     def _open(self) -> None:
-        fs, path = filesystem(self._location, self._storage_options)
+        fs, path = filesystem(self._location, self._storage_options, needed_by=label(self))
         try:
             self._file = fs.open(path, "rb")
         except FileNotFoundError:
@@ -232,9 +234,11 @@ class FileWriter(DataWriter):
     `init()`, and written with pyarrow a chunk at a time (a Parquet row group per chunk). A
     CSV file gets buffered rows every `flush_interval` seconds; a Parquet file, readable only
     once the writer ends, gets full chunks and the rest at the end (unless `flush_interval`
-    is given). Column types are inferred from the values
-    (Python `int` -> int64, `float` -> double, `str` -> string, `datetime` -> timestamp, NumPy
-    scalars -> their own type) or given by `schema`. The columns are `field_names`, in order.
+    is given). Column types are given by `schema`, or taken from the first value of each
+    column that is not `None`: a NumPy scalar or a value from a `FileReader` that carries its
+    Arrow type gives that type; otherwise they are inferred from the values (Python `int` ->
+    int64, `float` -> double, `str` -> string, `datetime` -> timestamp). Later chunks take the
+    types of the first. The columns are `field_names`, in order.
 
     Args:
         path: The file to write; parent folders of a local file are created.
@@ -303,7 +307,7 @@ class FileWriter(DataWriter):
         await _t.cast(IOThread, self._thread).run(self._write_table, data)
 
     def _open(self) -> None:
-        fs, path = filesystem(self._location, self._storage_options)
+        fs, path = filesystem(self._location, self._storage_options, needed_by=label(self))
         try:
             if "file" in _t.cast(tuple[str, ...], fs.protocol):
                 fs.makedirs(fs._parent(path), exist_ok=True)
@@ -329,13 +333,17 @@ class FileWriter(DataWriter):
         if table.schema != schema:
             try:
                 table = table.cast(schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+            except (pa.ArrowException, TypeError, ValueError) as exc:
                 msg = (
                     f"{label(self)}: rows do not fit the columns already written to "
                     f"{self._location} ({schema}): {exc}; give the types with `schema=`"
                 )
                 raise DataIOError(msg) from None
-        _t.cast(_t.Any, self._writer).write_table(table)
+        try:
+            _t.cast(_t.Any, self._writer).write_table(table)
+        except pa.ArrowException as exc:
+            msg = f"{label(self)}: cannot write to {self._location}: {type(exc).__name__}: {exc}"
+            raise DataIOError(msg) from None
         if self._sink is None:
             self._file.flush()
 

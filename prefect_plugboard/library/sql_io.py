@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeEngine
 
 from prefect_plugboard.exceptions import DataIOError, NoMoreDataException, ValidationError
+from prefect_plugboard.library._columns import plain_values
 from prefect_plugboard.library._common import check_columns, label
 from prefect_plugboard.library._database import Database, parse_url, safe_url
 from prefect_plugboard.library.credentials import sql_connection
@@ -223,7 +224,7 @@ class SQLWriter(_SQLComponent, DataWriter):
             await self._close_database()
 
     async def _convert(self, data: dict[str, list[_t.Any]]) -> list[dict[str, _t.Any]]:
-        columns = [_plain(values) for values in data.values()]
+        columns = [plain_values(values) for values in data.values()]
         return [dict(zip(data, row, strict=True)) for row in zip(*columns, strict=True)]
 
     async def _save(self, data: list[dict[str, _t.Any]]) -> None:
@@ -236,14 +237,6 @@ class SQLWriter(_SQLComponent, DataWriter):
         except (SQLAlchemyError, OSError) as exc:
             doing = f"cannot insert into table {self._table_name!r} in"
             raise self._error(doing, exc) from exc
-
-
-def _plain(values: list[_t.Any]) -> list[_t.Any]:
-    """NumPy scalars (from a Parquet file, say) as the Python values drivers take."""
-    first = next((v for v in values if v is not None), None)
-    if first is None or type(first).__module__ != "numpy":
-        return values
-    return [v.item() if hasattr(v, "item") else v for v in values]
 
 
 def _column_type(value: _t.Any) -> TypeEngine[_t.Any]:

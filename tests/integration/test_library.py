@@ -6,6 +6,7 @@ from pathlib import Path
 import sqlite3
 import uuid
 
+import fsspec
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -156,6 +157,43 @@ async def test_file_storage_options_come_from_a_saved_aws_credentials_block() ->
     assert writer.export()["args"]["storage_options"] == f"aws-credentials/{name}"
 
 
+async def test_a_yaml_model_takes_file_storage_options_from_a_saved_block(
+    tmp_path: Path,
+) -> None:
+    aws = pytest.importorskip("prefect_aws")
+    name = f"yaml-files-{uuid.uuid4().hex[:8]}"
+    await aws.AwsCredentials(aws_access_key_id="AKIAYAML", aws_secret_access_key="y4ml").save(name)
+    target = f"memory://plugboard-tests/{name}.csv"
+    model = tmp_path / "model.yaml"
+    model.write_text(f"""\
+plugboard:
+  process:
+    args:
+      components:
+      - type: prefect_plugboard.testing.ListSource
+        args: {{name: src, items: [1, 2, 3]}}
+      - type: plugboard.library.FileWriter
+        args:
+          name: save
+          path: {target}
+          storage_options: aws-credentials/{name}
+          field_names: [x]
+      connectors:
+      - {{source: src.x, target: save.x}}
+""")
+    process = build_process(load_model(model))
+    writer = process.components["save"]
+    assert writer._storage_options == {"key": "AKIAYAML", "secret": "y4ml"}
+    async with process:
+        await process.run()
+    assert process.status is Status.COMPLETED
+    with fsspec.open(target, "rb") as f:
+        assert pa_csv.read_csv(f).column("x").to_pylist() == [1, 2, 3]
+    dumped = tmp_path / "dumped.yaml"
+    process.dump(dumped)
+    assert f"aws-credentials/{name}" in dumped.read_text() and "y4ml" not in dumped.read_text()
+
+
 async def test_a_block_that_is_not_saved_is_named() -> None:
     pytest.importorskip("prefect_sqlalchemy")
     with pytest.raises(PlugboardError) as info:
@@ -169,6 +207,42 @@ async def test_a_block_that_is_not_saved_is_named() -> None:
         "SQLWriter 'save': cannot load the Prefect block 'sqlalchemy-connector/no-such-block'"
         in str(info.value)
     )
+
+
+def test_a_model_with_an_unsaved_sql_block_is_not_dumped_with_its_secret(tmp_path: Path) -> None:
+    sqlalchemy_blocks = pytest.importorskip("prefect_sqlalchemy")
+    block = sqlalchemy_blocks.SqlAlchemyConnector(
+        connection_info="postgresql://user:topsecret@127.0.0.1:1/db"
+    )
+    process = LocalProcess(
+        components=[
+            SQLReader(
+                name="read", connection_string=block, query="SELECT 1 AS x", field_names=["x"]
+            ),
+            Collector(name="sink"),
+        ],
+        connectors=wire("read", "sink", ["x"]),
+    )
+    model = tmp_path / "model.yaml"
+    with pytest.raises(PlugboardError) as info:
+        process.dump(model)
+    text = str(info.value)
+    assert "SQLReader 'read'" in text and "`connection_string`" in text and "not saved" in text
+    assert "sqlalchemy-connector/" in text and "topsecret" not in text
+    assert not model.exists()
+
+
+def test_a_model_with_unsaved_aws_credentials_is_not_dumped(tmp_path: Path) -> None:
+    aws = pytest.importorskip("prefect_aws")
+    credentials = aws.AwsCredentials(aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="s3")
+    writer = FileWriter(
+        name="save",
+        path="memory://plugboard-tests/out.csv",
+        storage_options=credentials,
+        field_names=["x"],
+    )
+    with pytest.raises(PlugboardError, match="FileWriter 'save': its `storage_options`"):
+        writer.export()
 
 
 # ----- on Ray: components are pickled to workers, files opened there -------------------------

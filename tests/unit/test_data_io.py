@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 import typing as _t
 
 import pytest
@@ -246,3 +247,34 @@ def test_bad_arguments_are_refused_naming_the_component() -> None:
         RangeReader(name="r", stop=1, field_names=["n"], chunk_size=0)
     with pytest.raises(ValidationError, match="flush_interval must be positive"):
         ListWriter(name="w", field_names=["x"], flush_interval=0)
+
+
+def _readme_example(heading: str) -> str:
+    """The first Python block after `heading` in the README."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index(f"\n{heading}\n") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```\n", start)]
+
+
+async def test_the_readmes_reader_and_writer_run(capsys: pytest.CaptureFixture[str]) -> None:
+    namespace: dict[str, _t.Any] = {
+        "__name__": "readme_example",
+        "Any": _t.Any,
+        "Unpack": _t.Unpack,
+        "DataReader": DataReader,
+        "DataReaderArgsDict": DataReaderArgsDict,
+        "DataWriter": DataWriter,
+        "NoMoreDataException": NoMoreDataException,
+    }
+    exec(_readme_example("### Writing your own reader or writer"), namespace)
+    process = LocalProcess(
+        components=[
+            namespace["RangeReader"](name="read", stop=5, field_names=["n"], chunk_size=2),
+            namespace["PrintWriter"](name="print", field_names=["n"], chunk_size=3),
+        ],
+        connectors=wire("read", "print", ["n"]),
+    )
+    await run_in_memory(process)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["[{'n': 0}, {'n': 1}, {'n': 2}]", "[{'n': 3}, {'n': 4}]"]

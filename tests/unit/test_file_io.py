@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from decimal import Decimal
 import gzip
+import importlib.util
 import io
 from pathlib import Path
 import pickle
 import uuid
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
 from prefect_plugboard import LocalProcess, PlugboardError
-from prefect_plugboard.exceptions import IOStreamClosedError, ValidationError
+from prefect_plugboard.exceptions import DataIOError, IOStreamClosedError, ValidationError
 from prefect_plugboard.library import FileReader, FileWriter
 from prefect_plugboard.testing import Collector, ListSource, run_in_memory
-from tests.helpers import connect, error_text, wire
+from tests.helpers import connect, error_text, run_failing_midway, wire
 
 
 TABLE = pa.table(
@@ -116,6 +119,79 @@ async def test_a_parquet_round_trip_keeps_every_column_type(tmp_path: Path) -> N
     copied = pq.read_table(target)
     assert copied.schema == table.schema
     assert copied.equals(table)
+
+
+_STAMPS = [dt.datetime(2024, 1, 1, 12, 30, i) for i in range(5)]
+_WITH_GAPS = [_STAMPS[0], None, *_STAMPS[2:4], None]
+# In chunks of two rows, each column's first and last chunk have a missing value and the
+# middle one has none: the values of every chunk must carry the column's type.
+TYPED_COLUMNS = {
+    "int32": pa.array([1, None, 3, 4, None], pa.int32()),
+    "float32": pa.array([0.5, None, 2.5, 3.5, None], pa.float32()),
+    "ts_ns": pa.array(_WITH_GAPS, pa.timestamp("ns")),
+    "ts_ns_utc": pa.array(_WITH_GAPS, pa.timestamp("ns", tz="UTC")),
+    "decimal": pa.array(
+        [Decimal("1.25"), None, Decimal("12345678.99"), Decimal("0.01"), None],
+        pa.decimal128(10, 2),
+    ),
+    "large_string": pa.array(["a", None, "c", "d", None], pa.large_string()),
+    "dictionary": pa.array(["a", None, "b", "a", None]).dictionary_encode(),
+}
+
+
+@pytest.mark.parametrize("chunk_size", [None, 2])
+@pytest.mark.parametrize("column", list(TYPED_COLUMNS))
+async def test_a_parquet_round_trip_keeps_a_nullable_column_type(
+    tmp_path: Path, column: str, chunk_size: int | None
+) -> None:
+    table = pa.table({column: TYPED_COLUMNS[column]})
+    source, target = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pq.write_table(table, source)
+    process = LocalProcess(
+        components=[
+            FileReader(name="read", path=source, field_names=[column], chunk_size=chunk_size),
+            FileWriter(name="save", path=target, field_names=[column], chunk_size=chunk_size),
+        ],
+        connectors=wire("read", "save", [column]),
+    )
+    await run_in_memory(process)
+    copied = pq.read_table(target)
+    assert copied.schema == table.schema
+    # by value: a dictionary column's chunks have dictionaries of their own
+    assert copied.to_pylist() == table.to_pylist()
+
+
+async def test_typed_values_behave_as_python_values_and_pickle_with_their_type(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table(TYPED_COLUMNS), source)
+    reader = FileReader(name="read", path=source, field_names=list(TYPED_COLUMNS))
+    await reader.init()
+    await reader.step()
+    await reader.destroy()
+    assert reader.decimal == Decimal("1.25") and isinstance(reader.decimal, Decimal)
+    assert reader.large_string == "a" and reader.large_string + "!" == "a!"
+    assert reader.dictionary == "a" and {"a": 1}[reader.dictionary] == 1
+    assert reader.ts_ns_utc == _STAMPS[0].replace(tzinfo=dt.UTC)
+    for field in ("decimal", "large_string", "dictionary", "ts_ns_utc"):
+        value = getattr(reader, field)
+        copy = pickle.loads(pickle.dumps(value))
+        assert copy == value and copy.__arrow_type__ == TYPED_COLUMNS[field].type
+
+
+async def test_a_value_that_cannot_take_its_column_type_is_named(tmp_path: Path) -> None:
+    target = tmp_path / "out.parquet"
+    process = LocalProcess(
+        components=[
+            # one nanosecond cannot be written to a column in microseconds
+            ListSource(name="src", items=[np.datetime64(1, "ns")]),
+            FileWriter(name="save", path=target, field_names=["t"], schema={"t": "timestamp[us]"}),
+        ],
+        connectors=connect("src.x -> save.t"),
+    )
+    text = await _failure(process)
+    assert "FileWriter 'save'" in text and str(target) in text and "column 't'" in text
 
 
 async def test_a_csv_file_names_its_columns_even_without_rows(tmp_path: Path) -> None:
@@ -286,3 +362,59 @@ def test_a_parquet_writer_makes_no_early_row_groups_unless_asked() -> None:
     assert FileWriter(name="w", path="out.csv", field_names=["x"])._flush_interval == 1.0
     asked = FileWriter(name="w", path="out.parquet", field_names=["x"], flush_interval=5)
     assert asked._flush_interval == 5
+
+
+@pytest.mark.parametrize("cls", [FileReader, FileWriter])
+async def test_a_cloud_url_without_its_extra_names_the_extra_to_install(cls: type) -> None:
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed: gs:// URLs open")
+    component = cls(name="io", path="gs://bucket/table.parquet", field_names=["x"])
+    with pytest.raises(DataIOError) as info:
+        await component.init()
+    await component.destroy()
+    text = str(info.value)
+    assert f"{cls.__name__} 'io'" in text and "gs://bucket/table.parquet" in text
+    assert "pip install 'prefect-plugboard[gcs]'" in text
+
+
+async def test_a_file_url_is_read_and_written(tmp_path: Path) -> None:
+    source, target = tmp_path / "in.csv", tmp_path / "out" / "copy.parquet"
+    _write(TABLE, str(source))
+    await run_in_memory(_copy_model(f"file://{source}", f"file://{target}", chunk_size=2))
+    assert pq.read_table(target).equals(TABLE)
+
+
+async def test_storage_options_go_to_the_filesystem(tmp_path: Path) -> None:
+    # fsspec's `dir://` filesystem finds its files only in the folder its options name
+    folder = {"path": str(tmp_path), "target_protocol": "file"}
+    _write(TABLE, str(tmp_path / "in.csv"))
+    process = LocalProcess(
+        components=[
+            FileReader(
+                name="read",
+                path="dir://in.csv",
+                field_names=["x", "y", "z"],
+                storage_options=folder,
+            ),
+            FileWriter(
+                name="save",
+                path="dir://out.csv.gz",
+                field_names=["x", "y", "z"],
+                storage_options=folder,
+            ),
+        ],
+        connectors=wire("read", "save", ["x", "y", "z"]),
+    )
+    await run_in_memory(process)
+    assert _read(str(tmp_path / "out.csv.gz")).equals(TABLE)
+
+
+@pytest.mark.parametrize("fmt", [".parquet", ".csv"])
+async def test_a_failure_mid_run_keeps_every_row_the_writer_received(
+    tmp_path: Path, fmt: str
+) -> None:
+    target = tmp_path / f"out{fmt}"
+    writer = FileWriter(name="save", path=target, field_names=["y"], chunk_size=4)
+    received = await run_failing_midway(writer)
+    assert received >= 5  # a full chunk, and rows still buffered when the run failed
+    assert _read(str(target)).column("y").to_pylist() == list(range(received))

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 import sqlite3
 
+import numpy as np
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -14,7 +15,7 @@ from prefect_plugboard import LocalProcess, PlugboardError
 from prefect_plugboard.exceptions import ValidationError
 from prefect_plugboard.library import SQLReader, SQLWriter
 from prefect_plugboard.testing import Collector, ListSource, run_in_memory
-from tests.helpers import connect, error_text, free_port, wire
+from tests.helpers import connect, error_text, free_port, run_failing_midway, wire
 
 
 ROWS = [(i, f"name-{i}", i * 0.5) for i in range(12)]
@@ -88,6 +89,43 @@ async def test_a_writer_appends_to_an_existing_table_in_chunks(sqlite_file: Path
     with sqlite3.connect(sqlite_file) as db:
         added = db.execute("SELECT num, label, score FROM items WHERE num >= 100").fetchall()
     assert added == [(100, "x", None), (101, "y", None), (102, "z", None)]
+
+
+@pytest.mark.parametrize("driver", ["async", "sync"])
+async def test_a_failure_mid_run_keeps_every_row_the_writer_received(
+    tmp_path: Path, driver: str
+) -> None:
+    path = tmp_path / "out.db"
+    writer = SQLWriter(
+        name="save",
+        connection_string=SQLITE_URLS[driver].format(path),
+        table="results",
+        field_names=["y"],
+        chunk_size=4,
+    )
+    received = await run_failing_midway(writer)
+    assert received >= 5  # a full chunk, and rows still buffered when the run failed
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT y FROM results ORDER BY rowid").fetchall()
+    assert rows == [(i,) for i in range(received)]
+
+
+async def test_numpy_timestamps_are_written_as_datetimes(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    stamp = np.datetime64("2024-01-01T12:00:00.000001", "ns")  # as from timestamp[ns] Parquet
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=[stamp, None]),
+            SQLWriter(
+                name="save", connection_string=f"sqlite:///{path}", table="t", field_names=["t"]
+            ),
+        ],
+        connectors=connect("src.x -> save.t"),
+    )
+    await run_in_memory(process)
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT t FROM t ORDER BY rowid").fetchall()
+    assert rows == [("2024-01-01 12:00:00.000001",), (None,)]
 
 
 async def test_a_table_without_the_fields_columns_is_refused(sqlite_file: Path) -> None:
