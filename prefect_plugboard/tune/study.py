@@ -46,9 +46,12 @@ from prefect_plugboard.tune.trial import TrialRunner
 from prefect_plugboard.tune.watch import watch_study
 
 
-__all__ = ["Study"]
+__all__ = ["SIGTERM_RECEIVED", "Study"]
 
 _logger = logging.getLogger(__name__)
+
+SIGTERM_RECEIVED = "the study received SIGTERM"
+"""Why a study stopped when its process was sent SIGTERM (how Prefect's runner cancels)."""
 
 
 class Study:
@@ -220,7 +223,7 @@ class Study:
             )
             self.cancel("the study was interrupted (Ctrl-C)")
         else:
-            self.cancel("the study received SIGTERM")
+            self.cancel(SIGTERM_RECEIVED)
 
     async def _trials_loop(self, parent: FlowRunContext | None) -> None:
         """The study's own event loop: a Prefect client of its own, the study's run as parent."""

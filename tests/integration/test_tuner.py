@@ -425,6 +425,44 @@ async def test_a_sigterm_stops_a_study_run_from_the_command_line_gracefully(
         assert all(r.state is not None and r.state.is_cancelled() for r in runs)
 
 
+_LATE_SIGTERM = """
+import asyncio, os, signal, sys
+from prefect import flow
+from prefect_plugboard.tune import tune
+
+async def tune_then_get_sigterm(config: str):
+    state = await tune.fn(config, num_samples=1, max_concurrent=1, study_name="late")
+    # Where a runner's SIGTERM for a study that has already stopped lands: after the flow's
+    # function, before the engine has recorded the final state.
+    os.kill(os.getpid(), signal.SIGTERM)
+    return state
+
+late = flow(tune_then_get_sigterm, name="late-sigterm", persist_result=False)
+print(asyncio.run(late(sys.argv[1], return_state=True)).type.value)
+"""
+
+
+@pytest.mark.slow
+def test_a_sigterm_after_the_tune_flow_has_stopped_does_not_crash_it(
+    tmp_path: Path, prefect_api: str, ray_address: str
+) -> None:
+    # A deployed study cancelled from the UI: the study stops on the runner's first signal,
+    # and a SIGTERM landing once it has stopped must not reach Prefect's crash path (nor,
+    # once the study has left Ray, the default disposition `ray.shutdown` leaves behind).
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "RAY_ADDRESS": ray_address}
+    env["RAY_AUTH_MODE"] = "token"
+    done = subprocess.run(
+        [sys.executable, "-c", _LATE_SIGTERM, str(TUNING / "model-with-tuner.yaml")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "COMPLETED"), done.stderr[-3000:]
+
+
 async def test_a_trial_cancelled_on_its_own_ends_cancelled_and_the_study_goes_on(
     tmp_path: Path,
 ) -> None:
