@@ -24,6 +24,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelling
 import pytest
+import yaml
 
 from prefect_plugboard import (
     IO,
@@ -37,7 +38,9 @@ from prefect_plugboard import (
 from prefect_plugboard.connector import AsyncioConnector
 from prefect_plugboard.exceptions import ConstraintError, StudyError
 from prefect_plugboard.tune import (
+    CategoricalParameterSpec,
     FloatParameterSpec,
+    IntParameterSpec,
     ObjectiveSpec,
     OptunaSpec,
     TrialResult,
@@ -59,6 +62,7 @@ from tests.prefect_api import (
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_cluster")]
 
 TUNING = Path(__file__).resolve().parents[2] / "examples" / "tuning"
+TUTORIAL = TUNING / "model-with-tuner.yaml"
 MODELS = Path(__file__).resolve().parents[1] / "unit" / "models"
 sys.path.insert(0, str(TUNING))
 import projectile  # noqa: E402 - the tutorial's components, beside its model
@@ -202,32 +206,30 @@ def launch_height(angle: float, velocity: float, iters: int = 100) -> float:
     return max(0.0, *heights)
 
 
+TUTORIAL_SAMPLES = 32
+"""Enough for Optuna's TPE (seeded) to find the needle: in the tutorial's space (angle 0-90,
+velocity 0-100) launches within 10 % of the highest fill 0.4 % of it. Replayed with random
+orders of two trials ending at a time, the best of 32 was at least 0.898 of the optimum in
+100 of 100; the order of the ends is all that changes from run to run."""
+
+
 @pytest.mark.parametrize("process_type", ["local", "ray"])
 async def test_the_tutorial_study_finds_the_highest_launch(process_type: str) -> None:
-    angle = FloatParameterSpec(
-        object_name="trajectory", field_type="arg", field_name="angle", lower=70, upper=90
-    )
-    velocity = FloatParameterSpec(
-        object_name="trajectory", field_type="arg", field_name="velocity", lower=90, upper=100
-    )
-    tuner = Tuner(
-        objective=ObjectiveSpec(object_name="max-height", field_name="max_y"),
-        parameters=[angle, velocity],
-        num_samples=16,
-        max_concurrent=2,
-        mode="max",
-        algorithm=OptunaSpec(seed=11),
-    )
-    best = await tuner.arun(TUNING / "model-with-tuner.yaml", process_type=process_type)
+    section = yaml.safe_load(TUTORIAL.read_text())["plugboard"]["tune"]["args"]
+    section.update(num_samples=TUTORIAL_SAMPLES, max_concurrent=2, algorithm={"seed": 11})
+    tuner = Tuner(**section)  # the tutorial's own space
+    angle, velocity = tuner.args.parameters
+    assert (angle.lower, angle.upper, velocity.lower, velocity.upper) == (0, 90, 0, 100)
+    best = await tuner.arun(TUTORIAL, process_type=process_type)
 
     trials = tuner.result_grid
-    assert len(trials) == 16 and all(t.state == "Completed" for t in trials)
+    assert len(trials) == TUTORIAL_SAMPLES and all(t.state == "Completed" for t in trials)
     for trial in trials:  # each trial ran the model with its own values
         expected = launch_height(trial.config[angle.full_name], trial.config[velocity.full_name])
         assert trial.metrics["component.max-height.field.max_y"] == pytest.approx(expected)
     assert isinstance(best, TrialResult)
     optimum = projectile.best_height(100)  # straight up at the fastest: v² / 2g
-    assert 0.9 * optimum <= best.metrics["component.max-height.field.max_y"] <= optimum
+    assert 0.85 * optimum <= best.metrics["component.max-height.field.max_y"] <= optimum
 
 
 async def test_trials_are_child_flow_runs_of_the_study_with_a_table_of_trials(
@@ -304,6 +306,92 @@ async def test_a_constraint_breach_completes_its_trial_with_the_worst_or_given_s
     assert "reading 0.8 above 0.6" in (run.state.message or "")
     gauge = {t.name: t for t in await read_task_runs(run.id)}["gauge"]
     assert gauge.state is not None and gauge.state.is_failed()  # where the breach was found
+
+
+WEIGHTS = {"light": 1.0, "heavy": 10.0}
+
+
+class Knob(Component):
+    """Sends one reading, `turns` times its `colour`'s weight."""
+
+    io = IO(outputs=["reading"])
+
+    def __init__(self, turns: int, colour: str, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._reading = turns * WEIGHTS[colour]
+        self._sent = False
+
+    async def step(self) -> None:
+        if self._sent:
+            await self.io.close()
+            return
+        self.reading = self._reading
+        self._sent = True
+
+
+class Meter(Component):
+    """Scores the sum of its readings (an initial value first) times the `scale` parameter."""
+
+    io = IO(inputs=["reading"])
+
+    def __init__(self, limit: float, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._limit = limit
+        self.total = 0.0
+        self.score: float | None = None
+
+    async def step(self) -> None:
+        self.total += self.reading
+        score = self.total * self.parameters["scale"]
+        if score > self._limit:
+            raise ConstraintError(f"score {score:g} above {self._limit:g}")
+        self.score = score
+
+
+async def test_int_categorical_initial_value_and_process_parameters_reach_every_trial() -> None:
+    turns = IntParameterSpec(
+        object_name="knob", field_type="arg", field_name="turns", lower=1, upper=4
+    )
+    colour = CategoricalParameterSpec(
+        object_name="knob", field_type="arg", field_name="colour", categories=["light", "heavy"]
+    )
+    offset = FloatParameterSpec(
+        object_name="meter", field_type="initial_value", field_name="reading", lower=0, upper=1
+    )
+    scale = FloatParameterSpec(
+        object_type="process", field_type="parameter", field_name="scale", lower=1, upper=3
+    )
+    names = [p.full_name for p in (turns, colour, offset, scale)]
+    points = [(2, "light", 0.5, 2.0), (3, "heavy", 0.25, 1.5), (1, "light", 0.0, 3.0)]
+    tuner = Tuner(
+        objective=ObjectiveSpec(object_name="meter", field_name="score"),
+        parameters=[turns, colour, offset, scale],
+        num_samples=len(points),
+        mode="min",
+        max_concurrent=2,
+        algorithm=OptunaSpec(points_to_evaluate=[dict(zip(names, p, strict=True)) for p in points]),
+    )
+    model = LocalProcess(
+        components=[
+            Knob(name="knob", turns=1, colour="light", resources=Resource(cpu=0.001)),
+            Meter(name="meter", limit=20, resources=Resource(cpu=0.001)),
+        ],
+        connectors=[
+            AsyncioConnector(spec=ConnectorSpec(source="knob.reading", target="meter.reading"))
+        ],
+        parameters={"scale": 1.0},
+    )
+    best = await tuner.arun(model)
+
+    score = "component.meter.field.score"
+    trials = {tuple(t.config[n] for n in names): t for t in tuner.result_grid}
+    assert set(trials) == set(points)
+    assert trials[(2, "light", 0.5, 2.0)].metrics == {score: (0.5 + 2 * 1.0) * 2.0}
+    assert trials[(1, "light", 0.0, 3.0)].metrics == {score: (0.0 + 1 * 1.0) * 3.0}
+    breach = trials[(3, "heavy", 0.25, 1.5)]  # (0.25 + 30) * 1.5 > 20
+    assert breach.state == "Completed" and "score 45.375 above 20" in (breach.constraint or "")
+    assert breach.metrics == {score: math.inf}  # the worst when minimising
+    assert isinstance(best, TrialResult) and best.metrics == {score: 3.0}
 
 
 async def test_several_objectives_give_the_best_trial_of_each(tmp_path: Path) -> None:
