@@ -39,7 +39,7 @@ from prefect_plugboard.tune.resources import live_nodes, trials_at_once
 from prefect_plugboard.tune.results import StudyResults, TrialResult
 from prefect_plugboard.tune.searcher import StudySearch, check_algorithm
 from prefect_plugboard.tune.section import read_study
-from prefect_plugboard.tune.space import SearchSpace, resolve_space_function
+from prefect_plugboard.tune.space import SearchSpace
 from prefect_plugboard.tune.specs import TuneArgsSpec
 from prefect_plugboard.tune.template import ModelTemplate
 from prefect_plugboard.tune.trial import TrialRunner
@@ -241,9 +241,7 @@ class Study:
         space = SearchSpace(args.parameters)
         concurrency = _t.cast(int, self.concurrency)
         space_function = (
-            resolve_space_function(args.algorithm.space, self.template.model.process)
-            if args.algorithm.space
-            else None
+            self.template.space_function(args.algorithm.space) if args.algorithm.space else None
         )
         search = StudySearch(
             space,
