@@ -273,6 +273,8 @@ async def test_trials_are_child_flow_runs_of_the_study_with_a_table_of_trials(
     for row, trial in _paired(rows, tuner):
         assert row["dial.value"] == pytest.approx(trial.config[VALUE.full_name], abs=1e-6)
         assert row["flow run"] == str(trial.flow_run_id)
+        assert trial.duration is not None and row["duration (s)"] == round(trial.duration, 3)
+        assert 0.5 <= row["duration (s)"] < 60  # the dial holds its reading 0.5 s
 
 
 def _table(data: _t.Any) -> _t.Any:
@@ -607,6 +609,58 @@ async def test_a_study_resumes_from_its_storage_after_an_interruption(tmp_path: 
     assert [t.user_attrs["prefect_state"] for t in stored[2:4]] == ["Cancelled", "Cancelled"]
     children = await child_flow_runs(study_run(again))
     assert {f"trial:{n}" for n in (4, 5, 6)} <= {tag for r in children for tag in r.tags}
+
+
+_KILLED_STUDY = """
+import asyncio, sys
+from pathlib import Path
+from tests.integration.test_tuner import FOREVER, dial_model, dial_tuner
+
+tuner = dial_tuner(
+    5, points=[0.1, 0.2, FOREVER], concurrent=1, study_name="killed", storage=sys.argv[1]
+)
+asyncio.run(tuner.arun(dial_model(Path(sys.argv[2]))))
+"""
+
+
+@pytest.mark.slow
+async def test_a_killed_study_resumes_from_its_storage(
+    tmp_path: Path, prefect_api: str, ray_address: str
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    marker = tmp_path / "dial"
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "RAY_ADDRESS": ray_address}
+    env["RAY_AUTH_MODE"] = "token"
+    study = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_STUDY, storage, str(marker)],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("dial.*.started")):
+            assert study.poll() is None, study.communicate()[0].decode()[-3000:]
+            assert time.monotonic() < deadline, "the third trial never started"
+            await asyncio.sleep(0.2)
+    finally:
+        study.kill()  # no clean-up: its trials are left running in the storage
+        study.wait()
+    stored = optuna.load_study(study_name="killed", storage=storage).trials
+    # Two completed; the third running, the fourth prepared: both left `RUNNING`.
+    assert [t.state.name for t in stored] == ["COMPLETE"] * 2 + ["RUNNING"] * 2
+
+    again = dial_tuner(5, points=[0.1, 0.2, FOREVER], concurrent=1, study_name="killed")
+    again.args.algorithm.storage = storage
+    await again.arun(dial_model(marker))
+
+    resumed = list(again.result_grid)
+    assert [t.number for t in resumed] == [4, 5, 6]  # the killed ones do not count
+    assert all(t.state == "Completed" for t in resumed)
+    assert not {0.1, 0.2, FOREVER} & {t.config[VALUE.full_name] for t in resumed}
+    stored = optuna.load_study(study_name="killed", storage=storage).trials
+    assert [t.state.name for t in stored] == ["COMPLETE"] * 2 + ["RUNNING"] * 2 + ["COMPLETE"] * 3
 
 
 async def test_a_trial_larger_than_the_cluster_is_refused_before_any_trial(
