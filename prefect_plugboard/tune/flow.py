@@ -19,9 +19,10 @@ from prefect.context import FlowRunContext
 from prefect.states import Cancelled, Completed
 
 from prefect_plugboard.builder.yaml_source import load_yaml
+from prefect_plugboard.process.cancellation import sigterm_stops
 from prefect_plugboard.tune.artifact import short_name
 from prefect_plugboard.tune.results import StudyResults
-from prefect_plugboard.tune.study import Study
+from prefect_plugboard.tune.study import SIGTERM_RECEIVED, Study
 
 
 __all__ = ["run_study", "study_flow", "tune"]
@@ -33,7 +34,18 @@ FLOW_NAME = "tune"
 
 
 async def run_study(study: Study) -> State:
-    """Runs a study in the current flow run; returns the state that run ends in."""
+    """Runs a study in the current flow run; returns the state that run ends in.
+
+    The body of a flow whose whole run is the study's. A SIGTERM from here until Prefect
+    has recorded the run's final state stops the study gracefully: a served or pooled study
+    cancelled from Prefect ends `Cancelled` even when the runner's SIGTERM lands after the
+    study has stopped (see `sigterm_stops`), as a `run-process` run does.
+    """
+    with sigterm_stops(lambda: study.cancel(SIGTERM_RECEIVED), keep=True):
+        return await _run_study(study)
+
+
+async def _run_study(study: Study) -> State:
     await _tag_current_run(f"study:{study.name}")
     try:
         results = await study.run()

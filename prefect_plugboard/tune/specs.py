@@ -7,7 +7,8 @@ plugboard:
     args:
       objective: {object_name: max-height, field_name: max_y}   # or a list of them
       parameters:
-      - type: ray.tune.uniform          # ray.tune.randint (upper excluded), ray.tune.choice
+      - type: ray.tune.uniform          # ray.tune.randint (upper excluded), ray.tune.choice;
+                                        # none: choice with `categories`, else uniform
         object_type: component          # or process (with field_type: parameter)
         object_name: trajectory
         field_type: arg                 # arg, initial_value or parameter
@@ -32,7 +33,15 @@ from __future__ import annotations
 
 import typing as _t
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PositiveInt,
+    Tag,
+    model_validator,
+)
 
 
 __all__ = [
@@ -156,11 +165,27 @@ class CategoricalParameterSpec(_ParameterSpec):
     categories: list[_t.Any] = Field(min_length=1)
 
 
+def _parameter_type(value: _t.Any) -> str | None:
+    """A parameter's `type`, or the one plugboard reads a parameter without one as.
+
+    Categorical if it has `categories`, else a float (even with whole-number bounds).
+    """
+    if isinstance(value, dict):
+        given = value.get("type")
+        if given is not None:
+            return str(given)
+        return "ray.tune.choice" if "categories" in value else "ray.tune.uniform"
+    return getattr(value, "type", None)
+
+
 ParameterSpec = _t.Annotated[
-    FloatParameterSpec | IntParameterSpec | CategoricalParameterSpec,
-    Field(discriminator="type"),
+    _t.Annotated[FloatParameterSpec, Tag("ray.tune.uniform")]
+    | _t.Annotated[IntParameterSpec, Tag("ray.tune.randint")]
+    | _t.Annotated[CategoricalParameterSpec, Tag("ray.tune.choice")],
+    Discriminator(_parameter_type),
 ]
-"""A tunable parameter: float, int or categorical, told apart by `type`."""
+"""A tunable parameter: float, int or categorical, told apart by `type` (as in plugboard,
+one without `type` is categorical if it has `categories`, else a float)."""
 
 
 class OptunaSpec(_Spec):

@@ -39,16 +39,19 @@ from prefect_plugboard.tune.resources import live_nodes, trials_at_once
 from prefect_plugboard.tune.results import StudyResults, TrialResult
 from prefect_plugboard.tune.searcher import StudySearch, check_algorithm
 from prefect_plugboard.tune.section import read_study
-from prefect_plugboard.tune.space import SearchSpace, resolve_space_function
+from prefect_plugboard.tune.space import SearchSpace
 from prefect_plugboard.tune.specs import TuneArgsSpec
 from prefect_plugboard.tune.template import ModelTemplate
 from prefect_plugboard.tune.trial import TrialRunner
 from prefect_plugboard.tune.watch import watch_study
 
 
-__all__ = ["Study"]
+__all__ = ["SIGTERM_RECEIVED", "Study"]
 
 _logger = logging.getLogger(__name__)
+
+SIGTERM_RECEIVED = "the study received SIGTERM"
+"""Why a study stopped when its process was sent SIGTERM (how Prefect's runner cancels)."""
 
 
 class Study:
@@ -220,7 +223,7 @@ class Study:
             )
             self.cancel("the study was interrupted (Ctrl-C)")
         else:
-            self.cancel("the study received SIGTERM")
+            self.cancel(SIGTERM_RECEIVED)
 
     async def _trials_loop(self, parent: FlowRunContext | None) -> None:
         """The study's own event loop: a Prefect client of its own, the study's run as parent."""
@@ -238,9 +241,7 @@ class Study:
         space = SearchSpace(args.parameters)
         concurrency = _t.cast(int, self.concurrency)
         space_function = (
-            resolve_space_function(args.algorithm.space, self.template.model.process)
-            if args.algorithm.space
-            else None
+            self.template.space_function(args.algorithm.space) if args.algorithm.space else None
         )
         search = StudySearch(
             space,

@@ -9,7 +9,7 @@ the cluster while Prefect stays on the driver.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 import typing as _t
 
 from prefect_plugboard._suggestions import did_you_mean
@@ -24,6 +24,7 @@ from prefect_plugboard.process.process import Process
 if _t.TYPE_CHECKING:
     from prefect_plugboard.process.ray.placement import HostPlan
     from prefect_plugboard.process.ray.process import RayProcess
+    from prefect_plugboard.schemas.config import ProcessSpec
     from prefect_plugboard.tune.specs import ObjectiveSpec, TuneArgsSpec
 
 
@@ -39,9 +40,16 @@ class ModelTemplate:
 
     Args:
         model: The model as loaded (its file's folder is importable once built).
+
+    Attributes:
+        model: The model as trials run it (on Ray: see the module's description).
+        process_spec: The model's process as its author wrote it (a `LocalProcess` stays
+            one), what a define-by-run search space is given as `spec=`.
+        was_local: Whether the model names a `LocalProcess`.
     """
 
     def __init__(self, model: Model) -> None:
+        self.process_spec: ProcessSpec = model.process.model_copy(deep=True)
         self.was_local = _is_local(model)
         self._process_cls = _process_class(model)
         self._data = model.spec.model_dump(exclude_unset=True)
@@ -110,6 +118,19 @@ class ModelTemplate:
     def tune(self) -> dict[str, _t.Any] | None:
         """The model's own `tune:` section, unchecked."""
         return self.model.spec.plugboard.tune
+
+    def space_function(self, path: str) -> Callable[[_t.Any], _t.Any]:
+        """A define-by-run search space `module.function`, given `spec=` if it takes it.
+
+        The spec is the model's process as written, as plugboard passes it, not the
+        `RayProcess` a local model's trials run as.
+
+        Raises:
+            ValidationError: The module or function cannot be found, or is not callable.
+        """
+        from prefect_plugboard.tune.space import resolve_space_function
+
+        return resolve_space_function(path, self.process_spec)
 
     def build(self, overrides: Mapping[str, _t.Any]) -> RayProcess:
         """A fresh process for one trial, with its parameters' values.

@@ -11,7 +11,7 @@ import pytest
 from prefect_plugboard import ResourceError, ValidationError
 from prefect_plugboard.builder.yaml_source import load_yaml
 from prefect_plugboard.process.ray.placement import HostPlan
-from prefect_plugboard.schemas import Resource
+from prefect_plugboard.schemas import ProcessSpec, Resource
 from prefect_plugboard.tune import (
     CategoricalParameterSpec,
     FloatParameterSpec,
@@ -49,6 +49,42 @@ def test_full_names_are_plugboards() -> None:
         object_type="process", field_type="parameter", field_name="gain", lower=1, upper=3
     )
     assert gain.full_name == "process.default.parameter.gain"
+
+
+def test_a_parameter_without_a_type_is_a_float_or_with_categories_a_choice_as_in_plugboard() -> (
+    None
+):
+    tuner = Tuner(
+        objective=MAX_Y,
+        parameters=[
+            {
+                "object_name": "trajectory",
+                "field_type": "arg",
+                "field_name": "angle",
+                "lower": 0,
+                "upper": 90,
+            },
+            {
+                "object_name": "trajectory",
+                "field_type": "arg",
+                "field_name": "velocity",
+                "categories": [10, 20],
+            },
+            {
+                "object_name": "trajectory",
+                "field_type": "arg",
+                "field_name": "iters",
+                "type": "ray.tune.randint",
+                "lower": 1,
+                "upper": 5,
+            },
+        ],
+        num_samples=2,
+    )
+    angle, velocity, iters = tuner.args.parameters
+    assert isinstance(angle, FloatParameterSpec) and angle.upper == 90.0
+    assert isinstance(velocity, CategoricalParameterSpec) and velocity.categories == [10, 20]
+    assert isinstance(iters, IntParameterSpec)
 
 
 @pytest.mark.parametrize(
@@ -234,6 +270,19 @@ def test_a_local_model_is_tuned_with_its_components_in_one_ray_worker() -> None:
     assert {type(c).__name__ for c in process.connectors.values()} == {"RayConnector"}
     assert process.components["trajectory"].export()["args"]["angle"] == 45.0
     assert [h.components for h in template.hosts()] == [("horizontal", "trajectory", "max-height")]
+
+
+def spec_given(trial: object, spec: ProcessSpec) -> ProcessSpec:
+    """A define-by-run space that returns the spec it is given."""
+    return spec
+
+
+def test_a_space_function_is_given_the_models_own_spec_not_the_one_trials_run() -> None:
+    template = ModelTemplate.load(TUNING / "model-with-tuner.yaml")
+    spec = template.space_function(f"{__name__}.spec_given")(None)
+    assert spec.type.endswith(".LocalProcess")  # the trials run a RayProcess
+    assert template.model.process.type != spec.type
+    assert [c.args.name for c in spec.args.components] == ["horizontal", "trajectory", "max-height"]
 
 
 def test_a_study_naming_what_the_model_lacks_is_refused_before_anything_runs() -> None:

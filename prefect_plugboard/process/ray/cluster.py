@@ -115,7 +115,8 @@ class RayConnection:
         import ray
 
         if self.owned and ray.is_initialized():
-            ray.shutdown()
+            with _keeping_sigterm_handler():
+                ray.shutdown()
         self.owned = False
 
 
@@ -135,11 +136,13 @@ def _without_prefect_settings() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _keeping_sigterm_handler() -> Iterator[None]:
-    """Keeps the SIGTERM handler that was there before `ray.init`.
+    """Keeps the SIGTERM handler that was there before `ray.init` or `ray.shutdown`.
 
     `ray.init` makes SIGTERM a bare `sys.exit` in the driver. In a flow run started by a
     Prefect worker or `serve`, Prefect's own handler turns SIGTERM (how Prefect cancels a
     run) into a cancellation: replaced, the run would end `Crashed` instead of `Cancelled`.
+    `ray.shutdown` puts the process's SIGTERM back to the default (the process dies on it)
+    while Python still names its handler: setting it again makes it the one called.
     """
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if on_main_thread else None
