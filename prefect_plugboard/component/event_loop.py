@@ -3,10 +3,12 @@
 Events are handled as they arrive, between steps. A component with input fields steps once
 every field has a new value: from its channel, or set by a handler that declares it in
 `populates_fields` (a handler's assignment counts, not its declaration); it ends when a
-field's stream ends. An event whose handler would set a field that already has its value for
-the coming step waits for that step, as a second value on a channel would. A component
-without input fields steps after each event (if it has a `step`), and ends when every
-publisher of its events has ended.
+field's stream ends. An event whose handler declares a field that already has its value for
+the coming step waits for that step, as a second value on a channel would. When only waiting
+events can complete the step, they are handled in order; a value one of them sets for a field
+that has its value already is carried to the following steps, in order, so that no value is
+overwritten before a step uses it. A component without input fields steps after each event
+(if it has a `step`), and ends when every publisher of its events has ended.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class EventLoop:
         self.steps = runner._steps_done
         self.known_attributes = len(self.state)
         self.held: deque[Event] = deque()  # events waiting for the next step, in arrival order
+        # Values handlers set for a field that had its value for the coming step already:
+        # they are the field's values for the steps after, in the order they were set.
+        self.carried: dict[str, deque[_t.Any]] = {}
 
     async def run(self) -> None:
         """Handles events and steps until the component's input ends or it closes."""
@@ -74,6 +79,7 @@ class EventLoop:
                 if self.ready.issuperset(self.required) and not io.is_closed:
                     self.ready.clear()
                     await self._step_and_send()
+                    self._take_carried()
                     await self._release_held()
                     await asyncio.sleep(0)  # events and other components get a turn
                 elif all(name in self.ready for name, *_ in self.inputs):
@@ -146,14 +152,10 @@ class EventLoop:
             `False` once no event can come to populate them.
         """
         missing = self.required - self.ready
-        unblocking = next(
-            (e for e in self.held if missing.intersection(self.handlers[e.type][1])), None
-        )
-        if unblocking is not None:
-            # Its handler also sets a field that has its value already: let it overwrite
-            # that one, or the step could never come.
-            self.held.remove(unblocking)
-            await self._on_event(unblocking)
+        if any(missing.intersection(self.handlers[e.type][1]) for e in self.held):
+            # A waiting event may complete the step: handle the waiting ones in order until
+            # it comes (what they set for fields that have their value already is carried).
+            await self._on_event(self.held.popleft())
             return True
         if not self.events_open:
             return False
@@ -163,7 +165,18 @@ class EventLoop:
         return True
 
     async def _handle(self, event: Event) -> None:
-        self.ready.update(await handle_event(self.component, event))
+        ready = self.ready
+        handler = self.handlers.get(event.type)
+        settable = ready.intersection(handler[1]) if handler is not None else ()
+        state = self.state
+        unused = {name: state.get(name) for name in settable}
+        populated = await handle_event(self.component, event)
+        for name in populated.intersection(settable):
+            # The field's value for the coming step is not used yet: keep it, and carry the
+            # new one to the step after.
+            self.carried.setdefault(name, deque()).append(state.get(name))
+            state[name] = unused[name]
+        ready.update(populated)
         if self.io._event_queue:
             await self.runner._publish_events()
 
@@ -171,6 +184,14 @@ class EventLoop:
         await self._handle(event)
         if not self.required and self.steps_on_events and not self.io.is_closed:
             await self._step_and_send()
+
+    def _take_carried(self) -> None:
+        """After a step, gives each field with a carried value its next one."""
+        state = self.state
+        for name, values in self.carried.items():
+            if values:
+                state[name] = values.popleft()
+                self.ready.add(name)
 
     def _must_wait(self, event: Event) -> bool:
         """Whether the event's handler would set a field that has its value already."""

@@ -19,6 +19,7 @@ from parity_events import (
     EventWriter,
     FindHighLowValues,
     Labels,
+    OverDeclaredWriter,
 )
 from parity_hello import A, B, plus_one, pow2
 import pytest
@@ -184,3 +185,22 @@ async def test_the_event_driven_model(kind: str) -> None:
     # Whole rows only, in order: the fourth x has no y to pair with.
     assert rows("xy.csv") == [["x", "y"], ["x0", "y0"], ["x1", "y1"], ["x2", "y2"]]
     assert status(process) is Status.COMPLETED
+
+
+@pytest.mark.parametrize(("x_delay", "y_delay"), [(0.01, 0.05), (0.05, 0.01)])
+async def test_a_handler_declaring_more_than_it_sets_loses_no_value(
+    kind: str, x_delay: float, y_delay: float
+) -> None:
+    # The x handler declares x and y but sets x only: x values that come before their y wait
+    # their turn, none overwrites another, and the rows stay whole and in order.
+    process = build(
+        kind,
+        [
+            Labels(name="xs", field="x", count=5, delay=x_delay),
+            Labels(name="ys", field="y", count=5, delay=y_delay),
+            OverDeclaredWriter(name="save-xy", path=here("xy.csv"), field_names=["x", "y"]),
+        ],
+    )
+    async with process:
+        await process.run()
+    assert rows("xy.csv") == [["x", "y"]] + [[f"x{i}", f"y{i}"] for i in range(5)]

@@ -108,6 +108,37 @@ async def test_a_handler_can_populate_input_fields(tmp_path: Path) -> None:
         assert list(csv.reader(f)) == [["n"], ["0"], ["1"], ["2"]]
 
 
+class PartlyPopulating(FileWriter):
+    """Its handler declares both fields; tick 0 sets x, tick 1 sets x and y, tick 2 sets y."""
+
+    io = IO(input_events=[TickEvent])
+
+    @TickEvent.handler(populates_fields=["x", "y"])
+    async def on_tick(self, event: TickEvent) -> None:
+        n = event.data.n
+        if n < 2:
+            self.x = f"x{n}"
+        if n > 0:
+            self.y = f"y{n}"
+
+
+async def test_an_event_completing_a_row_does_not_overwrite_a_value_not_yet_used(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "xy.csv"
+    process = LocalProcess(
+        components=[
+            Clock(name="clock", ticks=3),
+            PartlyPopulating(name="save", path=out, field_names=["x", "y"]),
+        ],
+        connectors=[],
+    )
+    await asyncio.wait_for(run_in_memory(process), 5)
+    # Tick 1 completes the first row with its y; its x is the second row's.
+    with out.open() as f:
+        assert list(csv.reader(f)) == [["x", "y"], ["x0", "y1"], ["x1", "y2"]]
+
+
 class Pacer(Component):
     """Emits 0, 1, 2, ... forever; publishes a StopEvent after `stop_after` values."""
 

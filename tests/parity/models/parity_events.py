@@ -127,3 +127,21 @@ class EventWriter(FileWriter):
     @YEvent.handler(populates_fields=["y"])
     async def on_y(self, event: YEvent) -> None:
         self.y = event.data.text
+
+
+class OverDeclaredWriter(FileWriter):
+    """A FileWriter whose x handler declares both fields but sets only x.
+
+    A declaration says what a handler may set; only what it sets counts, and no value it sets
+    may be lost while the other field has not come yet.
+    """
+
+    io = IO(input_events=[XEvent, YEvent])
+
+    @XEvent.handler(populates_fields=["x", "y"])
+    async def on_x(self, event: XEvent) -> None:
+        self.x = event.data.text
+
+    @YEvent.handler(populates_fields=["y"])
+    async def on_y(self, event: YEvent) -> None:
+        self.y = event.data.text
