@@ -70,6 +70,21 @@ async def test_a_process_steps_then_runs_to_the_end(kind: str) -> None:
 
 
 @pytest.mark.usefixtures("prefect_api", "in_tmp")
+async def test_init_runs_every_components_init_before_any_step(kind: str) -> None:
+    process = hello(kind, iters=2)
+    await process.init()
+    try:
+        # B's init() opens its file (on Ray, on its worker): it is there before any step.
+        assert Path("b.txt").exists()
+        assert Path("b.txt").read_text() == ""
+        assert status(process) is Status.INIT
+        assert {c.status for c in process.components.values()} == {Status.INIT}
+        assert process.components["a"].run_stats.steps == 0
+    finally:
+        await process.destroy()
+
+
+@pytest.mark.usefixtures("prefect_api", "in_tmp")
 async def test_a_step_that_fails_stops_the_process_naming_the_component(kind: str) -> None:
     connector: type[Connector] = AsyncioConnector if kind == "local" else RayConnector
     process_type = LocalProcess if kind == "local" else RayProcess
