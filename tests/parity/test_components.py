@@ -145,15 +145,17 @@ async def test_a_writer_fed_by_events_by_hand_writes_only_whole_rows(
 
 def test_exports_and_io_merge_along_the_class_hierarchy() -> None:
     class Base(Component):
-        io = IO(outputs=["x"])
-        exports = ["a"]
-
-    class Derived(Base):
-        io = IO(inputs=["y"])
+        io = IO(inputs=["y"], outputs=["x"], output_events=[YEvent])
         exports = ["b"]
 
+    class Derived(Base):
+        io = IO(inputs=["w"], outputs=["v"], output_events=[XEvent])
+        exports = ["a"]
+
+    # Sorted, as plugboard has them, whatever the declarations' order.
     assert Derived.exports == ["a", "b"]
-    assert (Derived.io.inputs, Derived.io.outputs) == (("y",), ("x",))
+    assert (Derived.io.inputs, Derived.io.outputs) == (("w", "y"), ("v", "x"))
+    assert Derived.io.output_events == (XEvent, YEvent)
     assert set(Derived(name="d").dict()["exports"]) == {"a", "b"}
 
 
