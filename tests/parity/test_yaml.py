@@ -113,13 +113,36 @@ async def test_plugboards_ray_model_runs_on_ray(in_tmp: Path) -> None:
     check_hello(in_tmp)
 
 
+@pytest.mark.usefixtures("prefect_api")
 async def test_a_zmq_connector_stands_in_as_a_ray_connector(
-    caplog: pytest.LogCaptureFixture,
+    in_tmp: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="prefect_plugboard"):
         process = build_process(load_model(MODELS / "zmq.peer.yaml"))
     assert {type(c) for c in process.connectors.values()} == {RayConnector}
     assert any("ZMQConnector runs on RayConnector here" in r.getMessage() for r in caplog.records)
+    async with process:
+        await process.run()
+    assert status(process) is Status.COMPLETED
+    check_hello(in_tmp)
+
+
+def test_connector_builder_parameters_are_accepted_with_a_warning_when_not_empty(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = yaml.safe_load((MODELS / "zmq.peer.yaml").read_text())
+    with caplog.at_level(logging.WARNING, logger="prefect_plugboard"):
+        build_process(load_model(MODELS / "zmq.peer.yaml"))  # plugboard writes `{}`: no warning
+    assert not caplog.records
+    data["plugboard"]["process"]["connector_builder"]["args"]["parameters"] = {"rate": 5}
+    model = tmp_path / "model.yaml"
+    model.write_text(yaml.safe_dump(data))
+    with caplog.at_level(logging.WARNING, logger="prefect_plugboard"):
+        process = build_process(load_model(model))
+    assert {type(c) for c in process.connectors.values()} == {RayConnector}
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "connector_builder.args.parameters" in warning
+    assert "{'rate': 5}" in warning and "not used" in warning
 
 
 @pytest.mark.parametrize("path", sorted(MODELS.glob("*.peer.yaml")), ids=lambda p: p.stem)
