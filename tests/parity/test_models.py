@@ -177,8 +177,12 @@ async def test_the_event_driven_model(kind: str) -> None:
     high = [v for v in values if v >= 8]
     low = [v for v in values if v <= 2]
     assert high and low
+    # `seen` is exported by their base class, `latest` by their own: both come back (on
+    # Ray, from the workers).
     assert process.components["collect-high"].seen == pytest.approx(high)
     assert process.components["collect-low"].seen == pytest.approx(low)
+    assert process.components["collect-high"].latest == pytest.approx(high[-1])
+    assert process.components["collect-low"].latest == pytest.approx(low[-1])
     # One row per event here (plugboard's collectors step freely: a row per loop turn).
     assert [float(r[0]) for r in rows("high.csv")[1:]] == pytest.approx(high)
     assert [float(r[0]) for r in rows("low.csv")[1:]] == pytest.approx(low)

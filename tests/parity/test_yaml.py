@@ -289,6 +289,26 @@ async def test_our_dumps_run_here_and_in_plugboard(
             assert lines(folder / "squares.txt") == [2 * i**2 for i in range(5)]
 
 
+@pytest.mark.usefixtures("prefect_api")
+async def test_a_component_function_named_in_yaml_runs(kind: str, in_tmp: Path) -> None:
+    ours("hello").dump("model.yaml")
+    assert "type: parity_hello.pow2" in Path("model.yaml").read_text()
+    # Ray workers have a working directory of their own: full paths.
+    paths = {"b": in_tmp / "b.txt", "save-squares": in_tmp / "squares.txt"}
+    model = load_model(
+        "model.yaml",
+        process_type=kind,
+        overrides=[f"component.{name}.arg.path={path}" for name, path in paths.items()],
+    )
+    process = build_process(model)
+    assert isinstance(process, LocalProcess if kind == "local" else RayProcess)
+    async with process:
+        await process.run()
+    assert status(process) is Status.COMPLETED
+    assert lines(paths["save-squares"]) == [2 * i**2 for i in range(5)]
+    check_hello(in_tmp)
+
+
 def test_our_dump_names_what_plugboard_names(in_tmp: Path) -> None:
     process = ours("hello")
     process.dump("model.yaml")
