@@ -19,7 +19,7 @@ import types
 import typing as _t
 
 from prefect_plugboard.component.component import Component, RunStats
-from prefect_plugboard.component.hand import handle_event
+from prefect_plugboard.component.hand import handle_event_keeping, take_carried
 from prefect_plugboard.component.runner import offer_outputs
 from prefect_plugboard.connector.channel import EMPTY, EndOfStream, Inbox
 from prefect_plugboard.events.event import Event
@@ -53,7 +53,7 @@ class EventLoop:
         self.steps_on_events = type(component).step is not Component.step
         self.inputs, self.outputs, initial = runner._plans()
         self.publish = runner._publisher(stats, self.inputs, self.outputs, initial)
-        self.ready: set[str] = set()
+        self.ready = runner._populated  # what `Process.step()` left counts: shared
         self.required = set(self.io.inputs)  # some may have no channel: handlers populate them
         self.events_open = True
         self.steps = runner._steps_done
@@ -61,7 +61,7 @@ class EventLoop:
         self.held: deque[Event] = deque()  # events waiting for the next step, in arrival order
         # Values handlers set for a field that had its value for the coming step already:
         # they are the field's values for the steps after, in the order they were set.
-        self.carried: dict[str, deque[_t.Any]] = {}
+        self.carried = runner._carried
 
     async def run(self) -> None:
         """Handles events and steps until the component's input ends or it closes."""
@@ -79,7 +79,7 @@ class EventLoop:
                 if self.ready.issuperset(self.required) and not io.is_closed:
                     self.ready.clear()
                     await self._step_and_send()
-                    self._take_carried()
+                    take_carried(self.state, self.ready, self.carried)
                     await self._release_held()
                     await asyncio.sleep(0)  # events and other components get a turn
                 elif all(name in self.ready for name, *_ in self.inputs):
@@ -165,18 +165,7 @@ class EventLoop:
         return True
 
     async def _handle(self, event: Event) -> None:
-        ready = self.ready
-        handler = self.handlers.get(event.type)
-        settable = ready.intersection(handler[1]) if handler is not None else ()
-        state = self.state
-        unused = {name: state.get(name) for name in settable}
-        populated = await handle_event(self.component, event)
-        for name in populated.intersection(settable):
-            # The field's value for the coming step is not used yet: keep it, and carry the
-            # new one to the step after.
-            self.carried.setdefault(name, deque()).append(state.get(name))
-            state[name] = unused[name]
-        ready.update(populated)
+        await handle_event_keeping(self.component, event, self.ready, self.carried)
         if self.io._event_queue:
             await self.runner._publish_events()
 
@@ -184,14 +173,6 @@ class EventLoop:
         await self._handle(event)
         if not self.required and self.steps_on_events and not self.io.is_closed:
             await self._step_and_send()
-
-    def _take_carried(self) -> None:
-        """After a step, gives each field with a carried value its next one."""
-        state = self.state
-        for name, values in self.carried.items():
-            if values:
-                state[name] = values.popleft()
-                self.ready.add(name)
 
     def _must_wait(self, event: Event) -> bool:
         """Whether the event's handler would set a field that has its value already."""
