@@ -152,7 +152,9 @@ def _checked_builder(
     parameters = args.get("parameters")
     if parameters:
         _logger.warning(
-            "connector_builder parameters %r are accepted for plugboard compatibility and not used",
+            "%s %r: accepted for plugboard compatibility and not used (plugboard's connectors "
+            "ignore it too); remove it to silence this warning",
+            display_location((*location, "parameters")),
             parameters,
         )
     args = {k: v for k, v in args.items() if k != "parameters"}

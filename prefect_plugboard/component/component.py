@@ -70,9 +70,10 @@ class Component:
     - After every step every output is sent with its current value (`None` until first set)
       on every connector leaving it.
     - When an input's stream ends, the component finishes and ends its own outputs.
-    - `exports` and `io` are merged along the class hierarchy. A class that declares no
-      field and no event, and has no `__init__` of its own that could add some, is refused
-      (`IOSetupError`); so is, when its process starts, an instance that ends up with none.
+    - `exports` and `io` are merged along the class hierarchy and sorted by name. A class
+      that declares no field and no event, and has no `__init__` of its own that could add
+      some, is refused (`IOSetupError`); so is, when its process starts, an instance that ends
+      up with none.
 
     Called on an instance (`await component.init()`, `await component.step()`, `await
     component.run()`), the hooks drive the component by hand, as in a unit test: its
@@ -132,6 +133,7 @@ class Component:
                 )
                 raise TypeError(msg)
             merged = merged.merge(declared)
+        merged = merged.in_plugboard_order()  # sorted, whatever the declaration's order
         clashes = [n for n in (*merged.inputs, *merged.outputs) if n in _reserved_names()]
         if clashes:
             msg = (

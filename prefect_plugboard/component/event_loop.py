@@ -3,10 +3,12 @@
 Events are handled as they arrive, between steps. A component with input fields steps once
 every field has a new value: from its channel, or set by a handler that declares it in
 `populates_fields` (a handler's assignment counts, not its declaration); it ends when a
-field's stream ends. An event whose handler would set a field that already has its value for
-the coming step waits for that step, as a second value on a channel would. A component
-without input fields steps after each event (if it has a `step`), and ends when every
-publisher of its events has ended.
+field's stream ends. An event whose handler declares a field that already has its value for
+the coming step waits for that step, as a second value on a channel would. When only waiting
+events can complete the step, they are handled in order; a value one of them sets for a field
+that has its value already is carried to the following steps, in order, so that no value is
+overwritten before a step uses it. A component without input fields steps after each event
+(if it has a `step`), and ends when every publisher of its events has ended.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import types
 import typing as _t
 
 from prefect_plugboard.component.component import Component, RunStats
-from prefect_plugboard.component.hand import handle_event
+from prefect_plugboard.component.hand import handle_event_keeping, take_carried
 from prefect_plugboard.component.runner import offer_outputs
 from prefect_plugboard.connector.channel import EMPTY, EndOfStream, Inbox
 from prefect_plugboard.events.event import Event
@@ -51,12 +53,15 @@ class EventLoop:
         self.steps_on_events = type(component).step is not Component.step
         self.inputs, self.outputs, initial = runner._plans()
         self.publish = runner._publisher(stats, self.inputs, self.outputs, initial)
-        self.ready: set[str] = set()
+        self.ready = runner._populated  # what `Process.step()` left counts: shared
         self.required = set(self.io.inputs)  # some may have no channel: handlers populate them
         self.events_open = True
         self.steps = runner._steps_done
         self.known_attributes = len(self.state)
         self.held: deque[Event] = deque()  # events waiting for the next step, in arrival order
+        # Values handlers set for a field that had its value for the coming step already:
+        # they are the field's values for the steps after, in the order they were set.
+        self.carried = runner._carried
 
     async def run(self) -> None:
         """Handles events and steps until the component's input ends or it closes."""
@@ -74,6 +79,7 @@ class EventLoop:
                 if self.ready.issuperset(self.required) and not io.is_closed:
                     self.ready.clear()
                     await self._step_and_send()
+                    take_carried(self.state, self.ready, self.carried)
                     await self._release_held()
                     await asyncio.sleep(0)  # events and other components get a turn
                 elif all(name in self.ready for name, *_ in self.inputs):
@@ -146,14 +152,10 @@ class EventLoop:
             `False` once no event can come to populate them.
         """
         missing = self.required - self.ready
-        unblocking = next(
-            (e for e in self.held if missing.intersection(self.handlers[e.type][1])), None
-        )
-        if unblocking is not None:
-            # Its handler also sets a field that has its value already: let it overwrite
-            # that one, or the step could never come.
-            self.held.remove(unblocking)
-            await self._on_event(unblocking)
+        if any(missing.intersection(self.handlers[e.type][1]) for e in self.held):
+            # A waiting event may complete the step: handle the waiting ones in order until
+            # it comes (what they set for fields that have their value already is carried).
+            await self._on_event(self.held.popleft())
             return True
         if not self.events_open:
             return False
@@ -163,7 +165,7 @@ class EventLoop:
         return True
 
     async def _handle(self, event: Event) -> None:
-        self.ready.update(await handle_event(self.component, event))
+        await handle_event_keeping(self.component, event, self.ready, self.carried)
         if self.io._event_queue:
             await self.runner._publish_events()
 

@@ -28,7 +28,15 @@ if _t.TYPE_CHECKING:
     from prefect_plugboard.connector.connector import Connector
 
 
-__all__ = ["HandWiring", "connect", "handle_event", "install", "run_by_hand"]
+__all__ = [
+    "HandWiring",
+    "connect",
+    "handle_event",
+    "handle_event_keeping",
+    "install",
+    "run_by_hand",
+    "take_carried",
+]
 
 
 @dataclass
@@ -44,6 +52,8 @@ class HandWiring:
         populated: Input fields an event handler has set since the last step.
         held: Events whose handler would set a field that already has its value for the
             coming step: they wait for the step after, as a second value on a channel would.
+        carried: Values a handler set for a field that had its value for the coming step
+            already, kept for the steps after, in order.
     """
 
     inputs: dict[str, list[Channel]] = field(default_factory=dict)
@@ -53,6 +63,7 @@ class HandWiring:
     initial: dict[str, deque[_t.Any]] = field(default_factory=dict)
     populated: set[str] = field(default_factory=set)
     held: deque[Event] = field(default_factory=deque)
+    carried: dict[str, deque[_t.Any]] = field(default_factory=dict)
     _receiving: dict[int, asyncio.Future[_t.Any]] = field(default_factory=dict)
 
 
@@ -111,6 +122,7 @@ async def _step_by_hand(component: Component) -> None:
         if ready:
             wiring.populated.clear()
             await type(component).step(component)
+            take_carried(component.__dict__, wiring.populated, wiring.carried)
         await _write(component, wiring, sent_outputs=ready)
     except IOStreamClosedError:
         await _close_outputs(wiring)
@@ -159,6 +171,14 @@ async def _read(component: Component, wiring: HandWiring) -> bool:
     if io.inputs:
         by_events = {f for fields in io.event_field_coverage.values() for f in fields}
         needed = {f for f in by_events if f not in wiring.inputs} if listens else set()
+        handlers = type(component)._event_handlers
+        while not needed <= wiring.populated and any(
+            (needed - wiring.populated).intersection(handlers[e.type][1]) for e in wiring.held
+        ):
+            # A waiting event may complete the step: handle the waiting ones in order.
+            await handle_event_keeping(
+                component, wiring.held.popleft(), wiring.populated, wiring.carried
+            )
         return needed <= wiring.populated
     return type(component).step is not _base_step() and bool(io.outputs or io.output_events)
 
@@ -225,7 +245,7 @@ async def _offer(component: Component, wiring: HandWiring, event: Event) -> None
     if sets & wiring.populated or any(e.type == event.type for e in wiring.held):
         wiring.held.append(event)
     else:
-        wiring.populated |= await handle_event(component, event)
+        await handle_event_keeping(component, event, wiring.populated, wiring.carried)
 
 
 async def handle_event(component: Component, event: Event) -> set[str]:
@@ -248,6 +268,40 @@ async def handle_event(component: Component, event: Event) -> set[str]:
     if isinstance(reply, Event):
         component.io.queue_event(reply)
     return assigned.intersection(populates)
+
+
+async def handle_event_keeping(
+    component: Component, event: Event, filled: set[str], carried: dict[str, deque[_t.Any]]
+) -> None:
+    """Runs the handler of `event` without overwriting a value that no step has used yet.
+
+    Args:
+        component: The component handling the event.
+        event: The event.
+        filled: The input fields that have their value for the coming step; the fields the
+            handler populates join them.
+        carried: Per field, values kept for the steps after: a value the handler sets for a
+            field in `filled` goes there, and the field keeps the value it had.
+    """
+    handler = type(component)._event_handlers.get(event.type)
+    settable = filled.intersection(handler[1]) if handler is not None else set()
+    state = component.__dict__
+    unused = {name: state.get(name) for name in settable}
+    populated = await handle_event(component, event)
+    for name in populated & settable:
+        carried.setdefault(name, deque()).append(state.get(name))
+        state[name] = unused[name]
+    filled |= populated
+
+
+def take_carried(
+    state: dict[str, _t.Any], filled: set[str], carried: dict[str, deque[_t.Any]]
+) -> None:
+    """After a step, gives each field with a carried value its next one (see above)."""
+    for name, values in carried.items():
+        if values:
+            state[name] = values.popleft()
+            filled.add(name)
 
 
 async def _write(component: Component, wiring: HandWiring, *, sent_outputs: bool) -> None:

@@ -112,6 +112,16 @@ class IO:
             event_field_coverage={**self.event_field_coverage, **other.event_field_coverage},
         )
 
+    def in_plugboard_order(self) -> IO:
+        """Returns a copy with fields sorted by name and events by class, as plugboard has them."""
+        return IO(
+            sorted(self.inputs),
+            sorted(self.outputs),
+            sorted(self.input_events, key=str),
+            sorted(self.output_events, key=str),
+            self.event_field_coverage,
+        )
+
     def bind(self, owner: Component) -> IO:
         """Returns a copy of this declaration for one component instance."""
         bound = IO(

@@ -21,7 +21,7 @@ import types
 import typing as _t
 
 from prefect_plugboard.component.component import Component, RunStats
-from prefect_plugboard.component.hand import handle_event
+from prefect_plugboard.component.hand import handle_event_keeping, take_carried
 from prefect_plugboard.connector.channel import EMPTY, EndOfStream, Inbox, Sender
 from prefect_plugboard.events.event import StopEvent
 from prefect_plugboard.exceptions import IOStreamClosedError
@@ -120,7 +120,10 @@ class ComponentRunner:
         self._initial: dict[str, deque[_t.Any]] | None = None
         self._initialised = False
         self._steps_done = 0  # steps already taken by `step_once()`
-        self._populated: set[str] = set()  # fields handlers set since `step_once()` stepped
+        # Fields handlers set since the last step, and values carried to the steps after
+        # (see `handle_event_keeping`): `step_once()` and the run that follows share them.
+        self._populated: set[str] = set()
+        self._carried: dict[str, deque[_t.Any]] = {}
 
     async def init(self) -> None:
         """Runs the component's `init()`; the component is then `INIT`, ready to step.
@@ -228,7 +231,7 @@ class ComponentRunner:
             state[name] = await self._wait_for_input(inbox) if item is EMPTY else item
         events = self.events.inbox
         while events is not None and (event := events.get_nowait()) is not EMPTY:
-            self._populated |= await handle_event(component, event)
+            await handle_event_keeping(component, event, self._populated, self._carried)
         handled_only = set(io.inputs) - set(self.inboxes)
         steps = type(component).step is not Component.step and (
             bool(io.inputs) or bool(io.outputs or io.output_events)
@@ -236,6 +239,7 @@ class ComponentRunner:
         if steps and handled_only <= self._populated:
             self._populated.clear()
             await type(component).step(component)
+            take_carried(state, self._populated, self._carried)
             self._steps_done += 1
             component._run_stats.steps = self._steps_done
             if not io.is_closed:

@@ -176,16 +176,17 @@ class Process(ABC):
         """Takes one step of every component, at once, on the caller's event loop.
 
         Each component takes one value per input (waiting for its upstream's step), handles
-        the events that have arrived, steps and sends its outputs; the first `step()` runs
-        every component's `init()`. Afterwards the process and its components are `waiting`,
-        and `run()` goes on from there. No Prefect flow run or task run is made: this is for
-        tests and for exploring a model step by step.
+        the events that have arrived, steps and sends its outputs (on a `RayProcess`, on its
+        worker; the driver's component objects then hold what the step left). `init()` has
+        run every component's `init()` already. Afterwards the process and its components are
+        `waiting`, and `run()` goes on from there. No Prefect flow run or task run is made:
+        this is for tests and for exploring a model step by step.
 
         Raises:
             NotInitialisedError: `init()` has not been called.
             ProcessStateError: The process is running or has ended.
             ComponentError: A component raised; its exception is the cause.
-            NotImplementedError: The process type cannot step yet (`RayProcess`).
+            NotImplementedError: A `Process` subclass that does not implement stepping.
         """
         if self.status is Status.CREATED:
             msg = (

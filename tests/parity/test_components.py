@@ -11,7 +11,15 @@ from pathlib import Path
 import typing as _t
 
 from parity_complex import Limit, Scale, Sum
-from parity_events import CollectHigh, EventWriter, FindHighLowValues, Label, XEvent, YEvent
+from parity_events import (
+    CollectHigh,
+    EventWriter,
+    FindHighLowValues,
+    Label,
+    OverDeclaredWriter,
+    XEvent,
+    YEvent,
+)
 from parity_hello import A, plus_one, pow2
 import pytest
 
@@ -108,22 +116,28 @@ async def test_events_reach_a_component_driven_by_hand() -> None:
     assert high.value == 9.0
 
 
-async def test_a_writer_fed_by_events_by_hand_writes_only_whole_rows(in_tmp: Path) -> None:
-    writer = EventWriter(name="save", path="xy.csv", field_names=["x", "y"])
+@pytest.mark.parametrize("writer_type", [EventWriter, OverDeclaredWriter])
+async def test_a_writer_fed_by_events_by_hand_writes_only_whole_rows(
+    in_tmp: Path, writer_type: type[EventWriter]
+) -> None:
+    # OverDeclaredWriter's x handler declares x and y but sets only x.
+    writer = writer_type(name="save", path="xy.csv", field_names=["x", "y"])
     events = ConnectorBuilder(AsyncioConnector).build_event_connectors([writer])
     await writer.io.connect(events)
     await writer.init()
     send = {c.spec.source.entity: await c.connect_send() for c in events}
     await send["x_event"].send(XEvent(source="xs", data=Label(text="x0")))
     await writer.step()  # only x has a new value: no row
-    await send["x_event"].send(XEvent(source="xs", data=Label(text="x1")))
+    for text in ("x1", "x2"):
+        await send["x_event"].send(XEvent(source="xs", data=Label(text=text)))
     await send["y_event"].send(YEvent(source="ys", data=Label(text="y0")))
-    await writer.step()  # x1 waits for the next row
-    await send["y_event"].send(YEvent(source="ys", data=Label(text="y1")))
-    await writer.step()
+    await writer.step()  # x1 and x2 wait for the next rows
+    for text in ("y1", "y2"):
+        await send["y_event"].send(YEvent(source="ys", data=Label(text=text)))
+        await writer.step()
     await writer.destroy()
     with (in_tmp / "xy.csv").open() as f:
-        assert list(csv.reader(f)) == [["x", "y"], ["x0", "y0"], ["x1", "y1"]]
+        assert list(csv.reader(f)) == [["x", "y"], ["x0", "y0"], ["x1", "y1"], ["x2", "y2"]]
 
 
 # ----- class hierarchy, IO and validation -------------------------------------------------
@@ -131,15 +145,17 @@ async def test_a_writer_fed_by_events_by_hand_writes_only_whole_rows(in_tmp: Pat
 
 def test_exports_and_io_merge_along_the_class_hierarchy() -> None:
     class Base(Component):
-        io = IO(outputs=["x"])
-        exports = ["a"]
-
-    class Derived(Base):
-        io = IO(inputs=["y"])
+        io = IO(inputs=["y"], outputs=["x"], output_events=[YEvent])
         exports = ["b"]
 
+    class Derived(Base):
+        io = IO(inputs=["w"], outputs=["v"], output_events=[XEvent])
+        exports = ["a"]
+
+    # Sorted, as plugboard has them, whatever the declarations' order.
     assert Derived.exports == ["a", "b"]
-    assert (Derived.io.inputs, Derived.io.outputs) == (("y",), ("x",))
+    assert (Derived.io.inputs, Derived.io.outputs) == (("w", "y"), ("v", "x"))
+    assert Derived.io.output_events == (XEvent, YEvent)
     assert set(Derived(name="d").dict()["exports"]) == {"a", "b"}
 
 

@@ -19,6 +19,7 @@ from parity_events import (
     EventWriter,
     FindHighLowValues,
     Labels,
+    OverDeclaredWriter,
 )
 from parity_hello import A, B, plus_one, pow2
 import pytest
@@ -176,11 +177,34 @@ async def test_the_event_driven_model(kind: str) -> None:
     high = [v for v in values if v >= 8]
     low = [v for v in values if v <= 2]
     assert high and low
+    # `seen` is exported by their base class, `latest` by their own: both come back (on
+    # Ray, from the workers).
     assert process.components["collect-high"].seen == pytest.approx(high)
     assert process.components["collect-low"].seen == pytest.approx(low)
+    assert process.components["collect-high"].latest == pytest.approx(high[-1])
+    assert process.components["collect-low"].latest == pytest.approx(low[-1])
     # One row per event here (plugboard's collectors step freely: a row per loop turn).
     assert [float(r[0]) for r in rows("high.csv")[1:]] == pytest.approx(high)
     assert [float(r[0]) for r in rows("low.csv")[1:]] == pytest.approx(low)
     # Whole rows only, in order: the fourth x has no y to pair with.
     assert rows("xy.csv") == [["x", "y"], ["x0", "y0"], ["x1", "y1"], ["x2", "y2"]]
     assert status(process) is Status.COMPLETED
+
+
+@pytest.mark.parametrize(("x_delay", "y_delay"), [(0.01, 0.05), (0.05, 0.01)])
+async def test_a_handler_declaring_more_than_it_sets_loses_no_value(
+    kind: str, x_delay: float, y_delay: float
+) -> None:
+    # The x handler declares x and y but sets x only: x values that come before their y wait
+    # their turn, none overwrites another, and the rows stay whole and in order.
+    process = build(
+        kind,
+        [
+            Labels(name="xs", field="x", count=5, delay=x_delay),
+            Labels(name="ys", field="y", count=5, delay=y_delay),
+            OverDeclaredWriter(name="save-xy", path=here("xy.csv"), field_names=["x", "y"]),
+        ],
+    )
+    async with process:
+        await process.run()
+    assert rows("xy.csv") == [["x", "y"]] + [[f"x{i}", f"y{i}"] for i in range(5)]

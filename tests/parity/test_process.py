@@ -70,6 +70,21 @@ async def test_a_process_steps_then_runs_to_the_end(kind: str) -> None:
 
 
 @pytest.mark.usefixtures("prefect_api", "in_tmp")
+async def test_init_runs_every_components_init_before_any_step(kind: str) -> None:
+    process = hello(kind, iters=2)
+    await process.init()
+    try:
+        # B's init() opens its file (on Ray, on its worker): it is there before any step.
+        assert Path("b.txt").exists()
+        assert Path("b.txt").read_text() == ""
+        assert status(process) is Status.INIT
+        assert {c.status for c in process.components.values()} == {Status.INIT}
+        assert process.components["a"].run_stats.steps == 0
+    finally:
+        await process.destroy()
+
+
+@pytest.mark.usefixtures("prefect_api", "in_tmp")
 async def test_a_step_that_fails_stops_the_process_naming_the_component(kind: str) -> None:
     connector: type[Connector] = AsyncioConnector if kind == "local" else RayConnector
     process_type = LocalProcess if kind == "local" else RayProcess
@@ -148,8 +163,11 @@ async def test_a_constraint_ends_the_run_naming_it(kind: str) -> None:
 # ----- Ctrl-C -----------------------------------------------------------------------------
 
 
-def start_script(prefect_api: str, *args: str) -> subprocess.Popen[str]:
+def start_script(prefect_api: str, *args: str, ray_address: str = "") -> subprocess.Popen[str]:
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    if ray_address:  # joins the session's Ray, as a user's script joins a running cluster
+        env |= {"RAY_ADDRESS": ray_address, "RAY_AUTH_MODE": "token"}
     return subprocess.Popen(
         [sys.executable, str(SCRIPTS / "interrupt.py"), *args],
         env=env,
@@ -172,8 +190,10 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float = 90)
 
 
 @contextlib.contextmanager
-def script(prefect_api: str, *args: str) -> _t.Iterator[subprocess.Popen[str]]:
-    process = start_script(prefect_api, *args)
+def script(
+    prefect_api: str, *args: str, ray_address: str = ""
+) -> _t.Iterator[subprocess.Popen[str]]:
+    process = start_script(prefect_api, *args, ray_address=ray_address)
     try:
         yield process
     finally:
@@ -183,8 +203,11 @@ def script(prefect_api: str, *args: str) -> _t.Iterator[subprocess.Popen[str]]:
 
 
 @pytest.mark.slow
-async def test_ctrl_c_stops_the_model_gracefully(prefect_api: str) -> None:
-    with script(prefect_api) as running:
+async def test_ctrl_c_stops_the_model_gracefully(
+    prefect_api: str, kind: str, request: pytest.FixtureRequest
+) -> None:
+    ray_address = request.getfixturevalue("ray_address") if kind == "ray" else ""
+    with script(prefect_api, kind, ray_address=ray_address) as running:
         read_until(running, "RUNNING")
         running.send_signal(signal.SIGINT)
         out, err = running.communicate(timeout=60)
@@ -219,8 +242,8 @@ def test_a_second_ctrl_c_stops_at_once(prefect_api: str) -> None:
 
 
 @pytest.mark.usefixtures("in_tmp")
-async def test_state_is_read_from_the_flow_and_task_runs(prefect_api: str) -> None:
-    process = hello(iters=3)
+async def test_state_is_read_from_the_flow_and_task_runs(prefect_api: str, kind: str) -> None:
+    process = hello(kind, iters=3)
     assert process.state.job_id is None
     async with process:
         await process.run()

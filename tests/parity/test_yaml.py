@@ -113,13 +113,36 @@ async def test_plugboards_ray_model_runs_on_ray(in_tmp: Path) -> None:
     check_hello(in_tmp)
 
 
+@pytest.mark.usefixtures("prefect_api")
 async def test_a_zmq_connector_stands_in_as_a_ray_connector(
-    caplog: pytest.LogCaptureFixture,
+    in_tmp: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="prefect_plugboard"):
         process = build_process(load_model(MODELS / "zmq.peer.yaml"))
     assert {type(c) for c in process.connectors.values()} == {RayConnector}
     assert any("ZMQConnector runs on RayConnector here" in r.getMessage() for r in caplog.records)
+    async with process:
+        await process.run()
+    assert status(process) is Status.COMPLETED
+    check_hello(in_tmp)
+
+
+def test_connector_builder_parameters_are_accepted_with_a_warning_when_not_empty(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = yaml.safe_load((MODELS / "zmq.peer.yaml").read_text())
+    with caplog.at_level(logging.WARNING, logger="prefect_plugboard"):
+        build_process(load_model(MODELS / "zmq.peer.yaml"))  # plugboard writes `{}`: no warning
+    assert not caplog.records
+    data["plugboard"]["process"]["connector_builder"]["args"]["parameters"] = {"rate": 5}
+    model = tmp_path / "model.yaml"
+    model.write_text(yaml.safe_dump(data))
+    with caplog.at_level(logging.WARNING, logger="prefect_plugboard"):
+        process = build_process(load_model(model))
+    assert {type(c) for c in process.connectors.values()} == {RayConnector}
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "connector_builder.args.parameters" in warning
+    assert "{'rate': 5}" in warning and "not used" in warning
 
 
 @pytest.mark.parametrize("path", sorted(MODELS.glob("*.peer.yaml")), ids=lambda p: p.stem)
@@ -264,6 +287,26 @@ async def test_our_dumps_run_here_and_in_plugboard(
     if name == "hello":  # the @component function, named by its import path, in both
         for folder in (mine, theirs):
             assert lines(folder / "squares.txt") == [2 * i**2 for i in range(5)]
+
+
+@pytest.mark.usefixtures("prefect_api")
+async def test_a_component_function_named_in_yaml_runs(kind: str, in_tmp: Path) -> None:
+    ours("hello").dump("model.yaml")
+    assert "type: parity_hello.pow2" in Path("model.yaml").read_text()
+    # Ray workers have a working directory of their own: full paths.
+    paths = {"b": in_tmp / "b.txt", "save-squares": in_tmp / "squares.txt"}
+    model = load_model(
+        "model.yaml",
+        process_type=kind,
+        overrides=[f"component.{name}.arg.path={path}" for name, path in paths.items()],
+    )
+    process = build_process(model)
+    assert isinstance(process, LocalProcess if kind == "local" else RayProcess)
+    async with process:
+        await process.run()
+    assert status(process) is Status.COMPLETED
+    assert lines(paths["save-squares"]) == [2 * i**2 for i in range(5)]
+    check_hello(in_tmp)
 
 
 def test_our_dump_names_what_plugboard_names(in_tmp: Path) -> None:

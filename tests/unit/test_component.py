@@ -36,11 +36,11 @@ def test_unknown_attributes_raise_attribute_error() -> None:
         _ = component.typo
 
 
-def test_io_merges_along_the_class_hierarchy() -> None:
-    assert ScaleWithOffset.io.inputs == ("x", "offset")
+def test_io_merges_along_the_class_hierarchy_sorted_by_name_as_in_plugboard() -> None:
+    assert ScaleWithOffset.io.inputs == ("offset", "x")  # declared: x, then offset
     assert ScaleWithOffset.io.outputs == ("y", "z")
     component = ScaleWithOffset(name="s", factor=1)
-    assert component.io.inputs == ("x", "offset")
+    assert component.io.inputs == ("offset", "x")
     assert component.io is not ScaleWithOffset.io
 
 

@@ -20,9 +20,10 @@ from prefect_plugboard import (
     Status,
     ValidationError,
 )
+from prefect_plugboard.connector import ConnectorBuilder
 from prefect_plugboard.events import Event, EventConnectorBuilder, StopEvent
 from prefect_plugboard.testing import Collector, ListSource, run_in_memory
-from tests.helpers import Clock, Listener, TickEvent
+from tests.helpers import Clock, Listener, Tick, TickEvent
 
 
 async def test_every_listener_hears_every_tick_and_the_run_ends_by_itself() -> None:
@@ -106,6 +107,74 @@ async def test_a_handler_can_populate_input_fields(tmp_path: Path) -> None:
     await asyncio.wait_for(run_in_memory(process), 5)
     with out.open() as f:
         assert list(csv.reader(f)) == [["n"], ["0"], ["1"], ["2"]]
+
+
+class PartlyPopulating(FileWriter):
+    """Its handler declares both fields; tick 0 sets x, tick 1 sets x and y, tick 2 sets y."""
+
+    io = IO(input_events=[TickEvent])
+
+    @TickEvent.handler(populates_fields=["x", "y"])
+    async def on_tick(self, event: TickEvent) -> None:
+        n = event.data.n
+        if n < 2:
+            self.x = f"x{n}"
+        if n > 0:
+            self.y = f"y{n}"
+
+
+async def test_an_event_completing_a_row_does_not_overwrite_a_value_not_yet_used(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "xy.csv"
+    process = LocalProcess(
+        components=[
+            Clock(name="clock", ticks=3),
+            PartlyPopulating(name="save", path=out, field_names=["x", "y"]),
+        ],
+        connectors=[],
+    )
+    await asyncio.wait_for(run_in_memory(process), 5)
+    # Tick 1 completes the first row with its y; its x is the second row's.
+    with out.open() as f:
+        assert list(csv.reader(f)) == [["x", "y"], ["x0", "y1"], ["x1", "y2"]]
+
+
+async def test_by_hand_an_event_completing_a_row_is_handled_keeping_the_unused_value(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "xy.csv"
+    writer = PartlyPopulating(name="save", path=out, field_names=["x", "y"])
+    events = ConnectorBuilder(AsyncioConnector).build_event_connectors([writer])
+    await writer.io.connect(events)
+    await writer.init()
+    (send,) = [await c.connect_send() for c in events]
+    for n in range(3):
+        await send.send(TickEvent(source="clock", data=Tick(n=n)))
+        await writer.step()
+    await writer.destroy()
+    with out.open() as f:
+        assert list(csv.reader(f)) == [["x", "y"], ["x0", "y1"], ["x1", "y2"]]
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3])
+async def test_process_steps_then_a_run_lose_no_value_set_by_handlers(
+    tmp_path: Path, steps: int
+) -> None:
+    out = tmp_path / "xy.csv"
+    process = LocalProcess(
+        components=[
+            Clock(name="clock", ticks=3),
+            PartlyPopulating(name="save", path=out, field_names=["x", "y"]),
+        ],
+        connectors=[],
+    )
+    await process.init()
+    for _ in range(steps):
+        await process.step()
+    await asyncio.wait_for(run_in_memory(process), 5)
+    with out.open() as f:
+        assert list(csv.reader(f)) == [["x", "y"], ["x0", "y1"], ["x1", "y2"]]
 
 
 class Pacer(Component):

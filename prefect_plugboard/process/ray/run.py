@@ -193,6 +193,9 @@ class RayRun:
             failure = self.first_failure()
             if failure is not None:
                 raise failure.to_error()
+            return
+        for component in self.components.values():  # their init() has run on their workers
+            component.status = Status.INIT
 
     def go(self, settings: Mapping[str, _t.Any]) -> None:
         """Lets every component start stepping."""

@@ -39,44 +39,43 @@ class FindHighLowValues(Component):
             self.io.queue_event(LowEvent(source=self.name, data=Value(value=self.value)))
 
 
-class CollectHigh(Component):
-    """Keeps the latest high value; sends it on at each step."""
+class CollectValue(Component):
+    """Keeps the latest value its subclass's handler saw; sends it on at each step."""
 
-    io = IO(outputs=["value"], input_events=[HighEvent])
-    exports = ["seen"]
+    io = IO(outputs=["value"])
+    exports = ["seen"]  # merged into the subclasses' own exports
 
     def __init__(self, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
         super().__init__(**kwargs)
         self.latest = 0.0
         self.seen: list[float] = []
+
+    async def step(self) -> None:
+        self.value = self.latest
+
+
+class CollectHigh(CollectValue):
+    """Keeps the latest high value."""
+
+    io = IO(input_events=[HighEvent])
+    exports = ["latest"]
 
     @HighEvent.handler
     async def on_high(self, event: HighEvent) -> None:
         self.latest = event.data.value
         self.seen.append(event.data.value)
 
-    async def step(self) -> None:
-        self.value = self.latest
 
+class CollectLow(CollectValue):
+    """Keeps the latest low value."""
 
-class CollectLow(Component):
-    """Keeps the latest low value; sends it on at each step."""
-
-    io = IO(outputs=["value"], input_events=[LowEvent])
-    exports = ["seen"]
-
-    def __init__(self, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
-        super().__init__(**kwargs)
-        self.latest = 0.0
-        self.seen: list[float] = []
+    io = IO(input_events=[LowEvent])
+    exports = ["latest"]
 
     @LowEvent.handler
     async def on_low(self, event: LowEvent) -> None:
         self.latest = event.data.value
         self.seen.append(event.data.value)
-
-    async def step(self) -> None:
-        self.value = self.latest
 
 
 class Label(BaseModel):
@@ -121,6 +120,24 @@ class EventWriter(FileWriter):
     io = IO(input_events=[XEvent, YEvent])
 
     @XEvent.handler(populates_fields=["x"])
+    async def on_x(self, event: XEvent) -> None:
+        self.x = event.data.text
+
+    @YEvent.handler(populates_fields=["y"])
+    async def on_y(self, event: YEvent) -> None:
+        self.y = event.data.text
+
+
+class OverDeclaredWriter(FileWriter):
+    """A FileWriter whose x handler declares both fields but sets only x.
+
+    A declaration says what a handler may set; only what it sets counts, and no value it sets
+    may be lost while the other field has not come yet.
+    """
+
+    io = IO(input_events=[XEvent, YEvent])
+
+    @XEvent.handler(populates_fields=["x", "y"])
     async def on_x(self, event: XEvent) -> None:
         self.x = event.data.text
 

@@ -3,7 +3,9 @@
 Prints `RUNNING` once the sink has a value, `DESTROYING <name>` as each component's
 `destroy()` starts, and at the end one JSON line: the process's and components' statuses.
 `python interrupt.py slow` makes `destroy()` take a minute, so that a second Ctrl-C is
-needed to stop at once.
+needed to stop at once. `python interrupt.py ray` runs the model on a `RayProcess` (joining
+`RAY_ADDRESS`); the components print on their workers there, so the script says `RUNNING`
+itself once the driver hears that the sink has stepped.
 """
 
 import asyncio
@@ -18,16 +20,20 @@ from prefect_plugboard import (
     ComponentArgsDict,
     ConnectorSpec,
     LocalProcess,
+    RayConnector,
+    RayProcess,
 )
 
 
-SLOW = sys.argv[1:] == ["slow"]
+SLOW = "slow" in sys.argv[1:]
+ON_RAY = "ray" in sys.argv[1:]
 
 
 class Forever(Component):
     """Emits 0, 1, 2, ... every 10 ms, never closing."""
 
     io = IO(outputs=["x"])
+    exports = ["destroyed"]  # comes back from a Ray worker
 
     def __init__(self, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
         super().__init__(**kwargs)
@@ -58,12 +64,21 @@ class Sink(Forever):
 
 
 async def main() -> None:
-    process = LocalProcess(
-        components=[Forever(name="source"), Sink(name="sink")],
-        connectors=[AsyncioConnector(spec=ConnectorSpec(source="source.x", target="sink.y"))],
-    )
+    spec = ConnectorSpec(source="source.x", target="sink.y")
+    components = [Forever(name="source"), Sink(name="sink")]
+    process: LocalProcess | RayProcess
+    if ON_RAY:
+        process = RayProcess(components=components, connectors=[RayConnector(spec=spec)])
+    else:
+        process = LocalProcess(components=components, connectors=[AsyncioConnector(spec=spec)])
     async with process:
-        await process.run()
+        running = asyncio.ensure_future(process.run())
+        if ON_RAY:
+            sink = process.components["sink"]
+            while sink.run_stats.steps == 0 and not running.done():
+                await asyncio.sleep(0.05)
+            print("RUNNING", flush=True)
+        await running
     print(
         json.dumps(
             {
