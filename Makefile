@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 # `make test` runs the tests on two pytest-xdist workers (TEST_WORKERS=2; 0 runs them one
 # after another). They share one Prefect server; each has its own Ray. A module whose tests
 # share a server or cluster stays on one worker (`pytest_xdist_make_scheduler` in
-# tests/conftest.py), and a `timing` test, which asserts how soon something happens, runs
+# tests/conftest.py), and a `timing` test, whose bound is close to what it measures, runs
 # while the other worker waits (`pytest_runtest_protocol` there).
 TEST_WORKERS ?= 2
 

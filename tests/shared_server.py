@@ -76,8 +76,8 @@ def taking_turns(*, alone: bool) -> Iterator[None]:
     """Holds the run's turn for one test: shared with the other workers' tests, or, `alone`,
     with none of them (it waits until their running tests end; they wait until it ends).
 
-    A test that asserts how soon something happens runs alone, so that on a machine with as
-    many cores as workers it measures the code, not another worker's load.
+    A test whose bound is close to what it measures (a second or two) runs alone, so that on a
+    machine with as many cores as workers it measures the code, not another worker's load.
     """
     with (Path(os.environ[RUN_FOLDER]) / "turns.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)

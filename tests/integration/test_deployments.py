@@ -200,7 +200,6 @@ async def test_the_tuning_deployment_of_prefect_yaml_runs_a_study_of_child_runs(
     assert all(r.state.is_completed() for r in trials)
 
 
-@pytest.mark.timing
 @pytest.mark.parametrize("process_type", ["local", pytest.param("ray", marks=pytest.mark.ray)])
 async def test_cancelling_a_deployment_run_stops_everything_and_ends_cancelled(
     process_type: str, server: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest

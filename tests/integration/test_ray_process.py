@@ -222,7 +222,6 @@ async def test_each_worker_is_assigned_exactly_what_its_components_declared(
     assert process.components["sink"].received == [1, 2]  # exports came back from the worker
 
 
-@pytest.mark.timing
 async def test_impossible_requests_are_refused_in_seconds_naming_the_component() -> None:
     started = time.monotonic()
     process = RayProcess(

@@ -431,7 +431,6 @@ async def test_a_failing_trial_fails_alone_and_the_study_goes_on(tmp_path: Path)
     assert run.state is not None and run.state.is_failed()
 
 
-@pytest.mark.timing
 async def test_cancelling_the_study_stops_every_trial_within_10_s(tmp_path: Path) -> None:
     marker = tmp_path / "dial"
     tuner = dial_tuner(3, points=[FOREVER, FOREVER, FOREVER], concurrent=2)
@@ -466,7 +465,6 @@ async def test_cancelling_the_study_stops_every_trial_within_10_s(tmp_path: Path
     assert not ray_leftovers()
 
 
-@pytest.mark.timing
 @pytest.mark.slow
 async def test_a_sigterm_stops_a_study_run_from_the_command_line_gracefully(
     tmp_path: Path, prefect_api: str, ray_address: str
