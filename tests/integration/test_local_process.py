@@ -5,8 +5,6 @@ import csv
 import os
 from pathlib import Path
 import signal
-import subprocess
-import sys
 import typing as _t
 
 from prefect import flow
@@ -23,6 +21,7 @@ from prefect_plugboard import (
     ValidationError,
 )
 from prefect_plugboard.testing import Collector, FailingComponent, ListSource, PassThrough
+from tests import helpers
 from tests.helpers import Forever, connect
 from tests.prefect_api import (
     eventually,
@@ -226,15 +225,7 @@ def test_a_sigterm_after_the_run_process_flow_has_stopped_does_not_crash_it(
         "      connectors:\n      - {source: src.x, target: sink.x}\n"
     )
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
-    done = subprocess.run(
-        [sys.executable, "-c", _LATE_SIGTERM, str(model)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = helpers.python_code(_LATE_SIGTERM, str(model), cwd=tmp_path, env=env, timeout=120)
     assert (done.returncode, done.stdout.strip()) == (0, "COMPLETED"), done.stderr[-3000:]
 
 

@@ -48,6 +48,7 @@ from prefect_plugboard.tune import (
     tune,
 )
 from prefect_plugboard.tune.artifact import BEST
+from tests import helpers
 from tests.helpers import ray_leftovers
 from tests.prefect_api import (
     child_flow_runs,
@@ -544,14 +545,8 @@ def test_a_sigterm_after_the_tune_flow_has_stopped_does_not_crash_it(
     # once the study has left Ray, the default disposition `ray.shutdown` leaves behind).
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "RAY_ADDRESS": ray_address}
     env["RAY_AUTH_MODE"] = "token"
-    done = subprocess.run(
-        [sys.executable, "-c", _LATE_SIGTERM, str(TUNING / "model-with-tuner.yaml")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    done = helpers.python_code(
+        _LATE_SIGTERM, str(TUNING / "model-with-tuner.yaml"), cwd=tmp_path, env=env, timeout=180
     )
     assert (done.returncode, done.stdout.strip()) == (0, "COMPLETED"), done.stderr[-3000:]
 
