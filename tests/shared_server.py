@@ -78,9 +78,15 @@ def taking_turns(*, alone: bool) -> Iterator[None]:
 
     A test whose bound is close to what it measures (a second or two) runs alone, so that on a
     machine with as many cores as workers it measures the code, not another worker's load.
+    Every test passes the door first, and one that must run alone holds it while it waits,
+    so the others' next tests cannot keep it waiting for ever.
     """
-    with (Path(os.environ[RUN_FOLDER]) / "turns.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+    folder = Path(os.environ[RUN_FOLDER])
+    with (folder / "turns.door").open("a") as door, (folder / "turns.lock").open("a") as turn:
+        fcntl.flock(door, fcntl.LOCK_EX)
+        fcntl.flock(turn, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(door, fcntl.LOCK_UN)
         yield
 
 
