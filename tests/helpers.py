@@ -516,11 +516,17 @@ def cli(*args: str, cwd: Path, api: str) -> CliResult:
 
 
 def python_code(
-    code: str, *args: str, cwd: Path, env: dict[str, str], timeout: float
+    code: str,
+    *args: str,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float,
+    python: str | Path = sys.executable,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -c CODE ARGS` in a process of its own; its exit code and output, as text."""
+    """`python -c CODE ARGS` in a process of its own (this venv's Python unless `python` is
+    another's); its exit code and output, as text."""
     return subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [str(python), "-c", code, *args],
         cwd=cwd,
         env=env,
         capture_output=True,

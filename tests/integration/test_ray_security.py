@@ -116,6 +116,19 @@ def worker_environments() -> dict[str, bytes]:
     return places
 
 
+async def run_to_the_end(
+    process: RayProcess, starting: asyncio.Future[None]
+) -> tuple[dict[int, list[str]], Status]:
+    """Once `init()` (`starting`) is done: the ports then listening; runs and destroys the
+    process, and returns them with the status its run ended in."""
+    await starting
+    after_start = listening_sockets()
+    await process.run()
+    status = process.status
+    await process.destroy()
+    return after_start, status
+
+
 def rows(path: Path) -> list[int]:
     with path.open() as f:
         return [int(row[0]) for row in list(csv.reader(f))[1:]]
@@ -159,11 +172,7 @@ async def test_strangers_at_every_listening_port_run_nothing_and_the_model_compl
         )
     finally:
         gate.touch()
-    await starting
-    after_start = listening_sockets()
-    await process.run()
-    status = process.status
-    await process.destroy()
+    after_start, status = await run_to_the_end(process, starting)
 
     # The run's secret reached its workers as a task argument only, not in the environment
     # (a runtime_env's variables, which Ray's dashboard shows, end up there).
@@ -219,11 +228,7 @@ async def test_strangers_at_the_drivers_port_run_nothing_and_the_model_completes
             )
     finally:
         gate.touch()
-    await starting
-    after_start = listening_sockets()
-    await process.run()
-    status = process.status
-    await process.destroy()
+    after_start, status = await run_to_the_end(process, starting)
 
     # One machine: the driver listened on loopback only, and only until its workers came.
     assert address.host == "127.0.0.1" and bound == ["127.0.0.1"]

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 import json
 import os
 from pathlib import Path
-import subprocess
 import sys
 import textwrap
 import typing as _t
 
 import pytest
+
+from tests.helpers import python_code
 
 
 MODELS = Path(__file__).parent / "models"
@@ -41,14 +42,8 @@ class Peer:
             "PLUGBOARD_IO_READ_TIMEOUT": "1",  # its event models end on this poll
             "PLUGBOARD_LOG_LEVEL": "ERROR",
         }
-        result = subprocess.run(
-            [str(self.python), "-c", textwrap.dedent(script)],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+        result = python_code(
+            textwrap.dedent(script), cwd=cwd, env=env, timeout=timeout, python=self.python
         )
         assert result.returncode == 0, f"the peer failed:\n{result.stderr[-3000:]}"
         return json.loads(result.stdout.strip().splitlines()[-1])
