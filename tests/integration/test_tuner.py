@@ -71,10 +71,17 @@ import projectile  # noqa: E402 - the tutorial's components, beside its model
 
 FOREVER = 0.5
 """A `Dial` set to this value runs until it is stopped."""
+MEETING_DEADLINE = 60.0
+"""How long (s) a `Dial` waits for the others it must meet."""
 
 
 class Dial(Component):
-    """Sends one reading, `value`, after `hold` seconds; at `FOREVER` it runs until stopped."""
+    """Sends one reading, `value`, after `hold` seconds; at `FOREVER` it runs until stopped.
+
+    With `meet`, it first waits (at most `MEETING_DEADLINE` s) until `meet` dials of the
+    study (itself included) have reached their step: trials that must overlap then do, however
+    slowly the machine starts them.
+    """
 
     io = IO(outputs=["reading"])
 
@@ -83,12 +90,14 @@ class Dial(Component):
         value: float,
         marker: str,
         hold: float = 0.0,
+        meet: int = 0,
         **kwargs: _t.Unpack[ComponentArgsDict],
     ) -> None:
         super().__init__(**kwargs)
         self._value = value
         self._marker = marker
         self._hold = hold
+        self._meet = meet
         self._sent = False
         self._tag = secrets.token_hex(4)  # tells this component's files from another trial's
 
@@ -100,6 +109,14 @@ class Dial(Component):
             Path(f"{self._marker}.{self._tag}.started").touch()
             while True:
                 await asyncio.sleep(0.05)
+        if self._meet:
+            marker = Path(self._marker)
+            (marker.parent / f"{marker.name}.{self._tag}.holding").touch()
+            deadline = time.monotonic() + MEETING_DEADLINE
+            while len(list(marker.parent.glob(f"{marker.name}.*.holding"))) < self._meet:
+                if time.monotonic() > deadline:
+                    break  # the test's assertion on the overlap then says what went wrong
+                await asyncio.sleep(0.02)
         await asyncio.sleep(self._hold)
         self.reading = self._value
         self._sent = True
@@ -141,12 +158,17 @@ class Gauge(Component):
 
 
 def dial_model(
-    marker: Path, *, hold: float = 0.0, cpu: float = 0.001, **gauge: _t.Any
+    marker: Path, *, hold: float = 0.0, meet: int = 0, cpu: float = 0.001, **gauge: _t.Any
 ) -> LocalProcess:
     return LocalProcess(
         components=[
             Dial(
-                name="dial", value=0.0, marker=str(marker), hold=hold, resources=Resource(cpu=cpu)
+                name="dial",
+                value=0.0,
+                marker=str(marker),
+                hold=hold,
+                meet=meet,
+                resources=Resource(cpu=cpu),
             ),
             Gauge(name="gauge", resources=Resource(cpu=cpu), **gauge),
         ],
@@ -240,7 +262,7 @@ async def test_trials_are_child_flow_runs_of_the_study_with_a_table_of_trials(
     tmp_path: Path,
 ) -> None:
     tuner = dial_tuner(4, concurrent=2, study_name="dials")
-    best = await tuner.arun(dial_model(tmp_path / "dial", hold=0.5))
+    best = await tuner.arun(dial_model(tmp_path / "dial", hold=0.5, meet=2))
     assert isinstance(best, TrialResult)
 
     study = await final_flow_run(study_run(tuner))
