@@ -11,6 +11,7 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from collections.abc import Iterator
+import signal
 import typing as _t
 
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -26,7 +27,8 @@ from tests.shared_server import (
 
 
 MODULES_SHARING_A_FIXTURE = (
-    "tests/integration/test_deployments.py",  # one `prefect server start`
+    "tests/integration/test_deployments_served.py",  # a long served run beside the tests
+    "tests/integration/test_deployments_pool.py",  # one `prefect worker start`
     "tests/integration/test_ray_clusters.py",  # one `ray start --head`
 )
 """Modules whose tests share a module-scoped server or cluster: one pytest-xdist worker runs
@@ -103,6 +105,13 @@ def ray_address(ray_cluster: None) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A shell that starts a command in the background (`.ci/run &`, CI runners) starts it with
+    # SIGINT ignored, and every process it starts inherits that: the `prefect` servers,
+    # runners and workers that tests stop with Ctrl-C's signal would then wait out their
+    # whole stop grace (20 s each). With a handler here, the processes tests start get
+    # SIGINT's default back, as they would from a terminal.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.stash[_OWNS_RUN_FOLDER] = make_run_folder()
 
 
