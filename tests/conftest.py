@@ -63,6 +63,41 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> _t.Any:
+    """A test that timed out reports what every task of the session's event loop awaited:
+    pytest-timeout shows the threads, where an async test only shows its loop's `select`."""
+    report = yield
+    if report.failed and call.excinfo is not None and "Timeout" in str(call.excinfo.value):
+        report.sections.append(("asyncio tasks at the timeout", _pending_tasks()))
+    return report
+
+
+def _pending_tasks() -> str:
+    import asyncio
+    import gc
+    import io
+
+    lines = io.StringIO()
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]
+    for loop in loops:
+        if not loop.is_closed():
+            for task in asyncio.all_tasks(loop):
+                lines.write(f"{task.get_name()}:\n")
+                awaited: _t.Any = task.get_coro()
+                while awaited is not None:  # the chain of awaits, outermost first
+                    frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+                    if frame is None:
+                        lines.write(f"    awaiting {awaited!r}\n")
+                        break
+                    code = frame.f_code
+                    lines.write(f"    {code.co_filename}:{frame.f_lineno} {code.co_name}\n")
+                    awaited = getattr(awaited, "cr_await", None) or getattr(
+                        awaited, "gi_yieldfrom", None
+                    )
+    return lines.getvalue() or "no pending task"
+
+
 UNREACHABLE_API = "http://127.0.0.1:9/api"
 """The Prefect API the session's Ray workers are told about: nothing listens there."""
 
