@@ -97,6 +97,17 @@ async def child_flow_runs(flow_run_id: UUID) -> list[FlowRun]:
         )
 
 
+async def flow_runs_of(flow_name: str) -> list[FlowRun]:
+    """The flow runs of the flow `flow_name`: a test that must show that its process started
+    none gives it a name of its own (the API is shared with the tests running beside it)."""
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    async with get_client() as client:
+        return await client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name]))
+        )
+
+
 async def task_run_logs(task_run_id: UUID) -> list[Log]:
     async with get_client() as client:
         return await client.read_logs(

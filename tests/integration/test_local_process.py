@@ -28,6 +28,7 @@ from tests.prefect_api import (
     eventually,
     final_flow_run,
     final_task_runs,
+    flow_runs_of,
     read_artifacts,
     wait_for_log,
 )
@@ -142,9 +143,6 @@ async def test_a_failing_component_fails_the_run_and_cancels_the_others(tmp_path
 
 
 async def test_an_invalid_graph_is_refused_before_any_flow_run() -> None:
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-
-    # A flow of its own: the API is shared with the tests running beside this one.
     process = LocalProcess(
         name=f"invalid-graph-{uuid.uuid4().hex[:8]}",
         components=[ListSource(name="src", items=[1]), Collector(name="sink")],
@@ -152,9 +150,7 @@ async def test_an_invalid_graph_is_refused_before_any_flow_run() -> None:
     )
     with pytest.raises(ValidationError, match="; did you mean 'sink'"):
         await process.run()
-    async with get_client() as client:
-        flows = FlowFilter(name=FlowFilterName(any_=[process.flow_name]))
-        assert await client.read_flow_runs(flow_filter=flows) == []
+    assert await flow_runs_of(process.flow_name) == []
     assert process.status is Status.CREATED
 
 
