@@ -212,6 +212,7 @@ print(asyncio.run(late(sys.argv[1], return_state=True)).type.value)
 """
 
 
+@pytest.mark.slow  # the run is a process of its own
 def test_a_sigterm_after_the_run_process_flow_has_stopped_does_not_crash_it(
     tmp_path: Path, prefect_api: str
 ) -> None:

@@ -241,6 +241,7 @@ def test_a_second_ctrl_c_stops_at_once(prefect_api: str) -> None:
 # ----- state ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # reads the state from a process of its own
 @pytest.mark.usefixtures("in_tmp")
 async def test_state_is_read_from_the_flow_and_task_runs(prefect_api: str, kind: str) -> None:
     process = hello(kind, iters=3)

@@ -224,6 +224,7 @@ def test_the_ready_block_documents_cover_every_block_type() -> None:
     assert slugs == set(channel_block_types())
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_importing_the_package_does_not_import_the_blocks() -> None:
     code = (
         "import sys, prefect_plugboard; "
