@@ -3,9 +3,8 @@
 A Prefect server takes about 17 s of CPU to start (8 s from a database already migrated: see
 `DATABASE_TEMPLATE`), so the run starts one, on a loopback port, the first time a test needs
 the API: the first worker to ask starts it and notes its PID and URL in the run's folder
-(under a lock), the others read them. The process that made the
-folder (the xdist controller, or pytest itself without workers) stops the server by its PID
-when the run ends.
+(under a lock), the others read them. The process that made the folder (the xdist
+controller, or pytest itself without workers) stops the server by its PID when the run ends.
 """
 
 from __future__ import annotations
@@ -146,7 +145,10 @@ def start_server(home: Path) -> tuple[int, str]:
 def _keep_as_template(database: Path) -> None:
     """Copies a live server's database (SQLite's backup: a consistent copy) to the template."""
     partial = DATABASE_TEMPLATE.with_name(f"{DATABASE_TEMPLATE.name}.{os.getpid()}.partial")
-    with sqlite3.connect(database) as source, sqlite3.connect(partial) as copy:
+    with (
+        contextlib.closing(sqlite3.connect(database)) as source,
+        contextlib.closing(sqlite3.connect(partial)) as copy,
+    ):
         source.backup(copy)
     os.replace(partial, DATABASE_TEMPLATE)  # whole or not at all, whoever writes it
 
