@@ -115,9 +115,29 @@ class RayConnection:
         import ray
 
         if self.owned and ray.is_initialized():
+            _stop_autoscaler_monitor()
             with _keeping_sigterm_handler():
                 ray.shutdown()
         self.owned = False
+
+
+def _stop_autoscaler_monitor() -> None:
+    """Stops the autoscaler's monitor of a Ray started here, ahead of `ray.shutdown`.
+
+    `ray.shutdown` (Ray 2.60) stops the monitor after the GCS. The monitor's SIGTERM handler
+    then tries to report its end to the GCS that is gone, and Ray waits a full second before
+    killing it: 1.2 s of a 1.2 s shutdown. A local instance has nothing to autoscale, so the
+    monitor is stopped first, at once (shutdown then takes 0.4 s). Joined clusters have no
+    monitor of this process's, and a Ray without this private method is left to shut down
+    as it does.
+    """
+    from ray._private import worker
+
+    node = getattr(worker, "_global_node", None)
+    kill_monitor = getattr(node, "kill_monitor", None)
+    if node is not None and getattr(node, "head", False) and kill_monitor is not None:
+        with contextlib.suppress(Exception):
+            kill_monitor(check_alive=False)
 
 
 @contextlib.contextmanager
