@@ -422,6 +422,27 @@ async def test_int_categorical_initial_value_and_process_parameters_reach_every_
     assert isinstance(best, TrialResult) and best.metrics == {score: 3.0}
 
 
+def banded_space(trial: optuna.Trial, spec: _t.Any) -> None:
+    """A define-by-run space as plugboard's tutorial writes one: `band` is drawn first, and
+    the dial's value is drawn from that band (named `dial.value`, the short form)."""
+    assert [c.args.name for c in spec.args.components] == ["dial", "gauge"]  # the model's spec
+    if trial.suggest_categorical("band", ["low", "high"]) == "low":
+        trial.suggest_float("dial.value", 0.0, 0.3)
+    else:
+        trial.suggest_float("dial.value", 0.6, 1.0)
+
+
+async def test_a_define_by_run_space_draws_each_trials_values(tmp_path: Path) -> None:
+    tuner = dial_tuner(6, space=f"{__name__}.banded_space", seed=3)
+    await tuner.arun(dial_model(tmp_path / "dial"))
+
+    assert [t.state for t in tuner.result_grid] == ["Completed"] * 6
+    for trial in tuner.result_grid:
+        band, value = trial.config["band"], trial.config["dial.value"]
+        assert (0.0 <= value <= 0.3) if band == "low" else (0.6 <= value <= 1.0), trial.config
+        assert trial.metrics == {SCORE.full_name: value}  # the model ran with the drawn value
+
+
 async def test_several_objectives_give_the_best_trial_of_each(tmp_path: Path) -> None:
     distance = ObjectiveSpec(object_name="gauge", field_name="distance")
     tuner = Tuner(
@@ -685,8 +706,10 @@ async def test_a_trial_larger_than_the_cluster_is_refused_before_any_trial(
 ) -> None:
     tuner = dial_tuner(2)
     refusal = "together ask for CPU 6, but the whole cluster has CPU 4"
+    started = time.monotonic()
     with pytest.raises(ResourceError, match=refusal):
         await tuner.arun(dial_model(tmp_path / "dial", cpu=3))  # 6 CPUs; the cluster has 4
+    assert time.monotonic() - started < 10, "refused in seconds, not after a wait for room"
     assert tuner.study is not None and tuner.study.flow_run_id is None and not tuner.study.trials
 
 
