@@ -275,7 +275,8 @@ def table_from_columns(
     Args:
         columns: Column name -> values.
         schema: The schema of what was written before: the new table is cast to it, so every
-            chunk of a file has the same types.
+            chunk of a file has the same types, except in columns of type `null` (no value
+            so far), whose types come from `types` or the values.
         types: Types to use for some columns instead of inferring them from the values.
 
     Raises:
@@ -283,9 +284,8 @@ def table_from_columns(
     """
     arrays = []
     for name, values in columns.items():
-        if schema is not None:
-            wanted = schema.field(name).type
-        else:
+        wanted = schema.field(name).type if schema is not None else None
+        if wanted is None or pat.is_null(wanted):  # no value so far: typed by this chunk
             wanted = (types or {}).get(name) or arrow_type_of(values)
         arrays.append(_array(name, values, wanted))
     return pa.Table.from_arrays(arrays, names=list(columns))
