@@ -66,9 +66,11 @@ class FileReader(DataReader):
     `[azure]`). Values are plain Python objects (`int`, `float`, `str`, `bool`, `datetime`,
     `None` for a missing value); columns of types Python has no type for (int32, float32,
     timestamp[ns], ...) give NumPy scalars of that type, and decimals, large strings,
-    dictionary-encoded and zoned ns columns (...) Python values that carry their Arrow type
-    (see `prefect_plugboard.library._columns`), so a `FileWriter` writes them back with the
-    same type, with or without missing values.
+    dictionary-encoded and zoned ns columns, lists, structs and maps (...) Python values
+    (`Decimal`, `str`, `list`, `dict`, ...) that carry their Arrow type (see
+    `prefect_plugboard.library._columns`), so a `FileWriter` writes them back with the same
+    type, with or without missing values. A column whose values are all missing cannot
+    carry its type.
 
     Args:
         path: The file. A relative local path is relative to the working directory where the
