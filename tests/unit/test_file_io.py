@@ -435,17 +435,23 @@ def test_a_parquet_writer_makes_no_early_row_groups_unless_asked() -> None:
     assert asked._flush_interval == 5
 
 
+@pytest.mark.parametrize(
+    ("protocol", "package", "extra"), [("gs", "gcsfs", "gcs"), ("az", "adlfs", "azure")]
+)
 @pytest.mark.parametrize("cls", [FileReader, FileWriter])
-async def test_a_cloud_url_without_its_extra_names_the_extra_to_install(cls: type) -> None:
-    if importlib.util.find_spec("gcsfs") is not None:
-        pytest.skip("gcsfs is installed: gs:// URLs open")
-    component = cls(name="io", path="gs://bucket/table.parquet", field_names=["x"])
+async def test_a_cloud_url_without_its_extra_names_the_extra_to_install(
+    cls: type, protocol: str, package: str, extra: str
+) -> None:
+    if importlib.util.find_spec(package) is not None:
+        pytest.skip(f"{package} is installed: {protocol}:// URLs open")
+    url = f"{protocol}://bucket/table.parquet"
+    component = cls(name="io", path=url, field_names=["x"])
     with pytest.raises(DataIOError) as info:
         await component.init()
     await component.destroy()
     text = str(info.value)
-    assert f"{cls.__name__} 'io'" in text and "gs://bucket/table.parquet" in text
-    assert "pip install 'prefect-plugboard[gcs]'" in text
+    assert f"{cls.__name__} 'io'" in text and url in text
+    assert f"pip install 'prefect-plugboard[{extra}]'" in text
 
 
 async def test_a_file_url_is_read_and_written(tmp_path: Path) -> None:
