@@ -10,13 +10,15 @@ the reader read:
 - int8/16/32, unsigned, float16/32 and timestamps in s, ms or ns without a time zone leave as
   NumPy scalars of that type;
 - decimals, large strings and binaries, dictionary-encoded columns, zoned timestamps in
-  s/ms/ns, dates as date64 and times or durations in other units than microseconds leave as
-  instances of a subclass of the Python type (`str`, `Decimal`, `datetime`, ...) whose
-  `__arrow_type__` is the column's type. They behave as the Python values they are; Python
-  keeps microseconds, so a zoned timestamp in ns loses what is below the microsecond.
+  s/ms/ns, dates as date64, times or durations in other units than microseconds, and nested
+  columns (lists, structs, maps) leave as instances of a subclass of the Python type (`str`,
+  `Decimal`, `datetime`, `list`, `dict`, ...) whose `__arrow_type__` is the column's type.
+  They behave as the Python values they are; Python keeps microseconds, so a zoned timestamp
+  in ns loses what is below the microsecond. The values inside a list or a dict are plain.
 
-Nested columns (lists, structs, maps) leave as Python lists and dicts, and are written with
-the types their values suggest.
+What no value can carry is the type of a column whose values are all missing (a writer gives
+it the type of the first value it receives, or Arrow's `null`), and the type of a dictionary
+of `bool` (a `bool` is written as `bool`).
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ _TYPED_BASES: tuple[type, ...] = (
     _dt.date,
     _dt.time,
     _dt.timedelta,
+    list,
+    dict,
 )
 """Python types whose values can carry an Arrow type (`bool` cannot be subclassed)."""
 
@@ -178,8 +182,8 @@ def _is_python_type(kind: pa.DataType) -> bool:
     """Whether the Python values of a column of `kind` are inferred back as `kind`."""
     if kind in (pa.int64(), pa.float64(), pa.string(), pa.binary(), pa.bool_(), pa.date32()):
         return True
-    if pat.is_null(kind) or pat.is_nested(kind):
-        return True  # nested: as their values suggest (see the module doc)
+    if pat.is_null(kind):
+        return True
     if pat.is_timestamp(kind) or pat.is_time64(kind) or pat.is_duration(kind):
         return bool(kind.unit == "us")
     return False
@@ -275,7 +279,8 @@ def table_from_columns(
     Args:
         columns: Column name -> values.
         schema: The schema of what was written before: the new table is cast to it, so every
-            chunk of a file has the same types.
+            chunk of a file has the same types, except in columns of type `null` (no value
+            so far), whose types come from `types` or the values.
         types: Types to use for some columns instead of inferring them from the values.
 
     Raises:
@@ -283,9 +288,8 @@ def table_from_columns(
     """
     arrays = []
     for name, values in columns.items():
-        if schema is not None:
-            wanted = schema.field(name).type
-        else:
+        wanted = schema.field(name).type if schema is not None else None
+        if wanted is None or pat.is_null(wanted):  # no value so far: typed by this chunk
             wanted = (types or {}).get(name) or arrow_type_of(values)
         arrays.append(_array(name, values, wanted))
     return pa.Table.from_arrays(arrays, names=list(columns))

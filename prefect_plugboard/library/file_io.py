@@ -24,10 +24,12 @@ if _t.TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
+    import pyarrow.types as pat
 else:  # loaded where a file is read or written, not where the component is built
     pa = lazy_module("pyarrow")
     pa_csv = lazy_module("pyarrow.csv")
     pq = lazy_module("pyarrow.parquet")
+    pat = lazy_module("pyarrow.types")
 
 
 __all__ = ["FileReader", "FileWriter"]
@@ -64,9 +66,11 @@ class FileReader(DataReader):
     `[azure]`). Values are plain Python objects (`int`, `float`, `str`, `bool`, `datetime`,
     `None` for a missing value); columns of types Python has no type for (int32, float32,
     timestamp[ns], ...) give NumPy scalars of that type, and decimals, large strings,
-    dictionary-encoded and zoned ns columns (...) Python values that carry their Arrow type
-    (see `prefect_plugboard.library._columns`), so a `FileWriter` writes them back with the
-    same type, with or without missing values.
+    dictionary-encoded and zoned ns columns, lists, structs and maps (...) Python values
+    (`Decimal`, `str`, `list`, `dict`, ...) that carry their Arrow type (see
+    `prefect_plugboard.library._columns`), so a `FileWriter` writes them back with the same
+    type, with or without missing values. A column whose values are all missing cannot
+    carry its type.
 
     Args:
         path: The file. A relative local path is relative to the working directory where the
@@ -238,7 +242,11 @@ class FileWriter(DataWriter):
     column that is not `None`: a NumPy scalar or a value from a `FileReader` that carries its
     Arrow type gives that type; otherwise they are inferred from the values (Python `int` ->
     int64, `float` -> double, `str` -> string, `datetime` -> timestamp). Later chunks take the
-    types of the first. The columns are `field_names`, in order.
+    types of the first, except in a column that has had only missing values so far, which
+    takes the type of its first chunk with a value. A Parquet file's types are fixed by its
+    first row group, so its chunks are held back until every column has had a value (or
+    the writer ends, where a column without any value has Arrow's `null` type). The columns
+    are `field_names`, in order.
 
     Args:
         path: The file to write; parent folders of a local file are created.
@@ -252,7 +260,13 @@ class FileWriter(DataWriter):
             `schema` names an unknown type.
     """
 
-    _live_attributes: _t.ClassVar[tuple[str, ...]] = ("_thread", "_file", "_sink", "_writer")
+    _live_attributes: _t.ClassVar[tuple[str, ...]] = (
+        "_thread",
+        "_file",
+        "_sink",
+        "_writer",
+        "_held",
+    )
 
     def __init__(
         self,
@@ -277,6 +291,9 @@ class FileWriter(DataWriter):
         self._sink: _t.Any = None
         self._writer: pa_csv.CSVWriter | pq.ParquetWriter | None = None
         self._schema: pa.Schema | None = None
+        """The columns' types so far; `null` for a column that has had no value yet."""
+        self._writer_schema: pa.Schema | None = None
+        self._held: list[pa.Table] = []
 
     async def init(self) -> None:
         """Creates (or truncates) the file.
@@ -285,7 +302,8 @@ class FileWriter(DataWriter):
             DataIOError: The file cannot be created.
         """
         self._thread = IOThread(self.name)
-        self._schema = None
+        self._schema = self._writer_schema = None
+        self._held = []
         await self._thread.run(self._open)
 
     async def destroy(self) -> None:
@@ -326,10 +344,30 @@ class FileWriter(DataWriter):
             msg = f"{label(self)}: cannot write to {self._location}: {exc}"
             raise DataIOError(msg) from None
 
-    def _write_table(self, table: pa.Table) -> None:
-        if self._writer is None:
-            self._start(table.schema)
-        schema = _t.cast(pa.Schema, self._schema)
+    def _write_table(self, table: pa.Table, *, last: bool = False) -> None:
+        """Writes `table`, or holds it back while a Parquet file's types are not all known.
+
+        A column that has had only missing values has Arrow's `null` type and takes the type of
+        its first chunk with a value. A CSV file, which keeps no types, gets every chunk at
+        once; a Parquet file's schema is fixed by its first row group, so its chunks wait until
+        every column has a type, or until the end (`last`), where `null` is the type.
+        """
+        schema = table.schema
+        if self._schema is not None:
+            schema = _with_new_types(self._schema, schema)
+        self._schema = schema
+        self._held.append(table)
+        if self._format == "parquet" and not last and any(_untyped(t) for t in schema.types):
+            return
+        held, self._held = self._held, []
+        if self._writer is None or self._writer_schema != schema:
+            self._start(schema)
+        for chunk in held:
+            self._write_chunk(chunk, schema)
+        if self._sink is None:
+            self._file.flush()
+
+    def _write_chunk(self, table: pa.Table, schema: pa.Schema) -> None:
         if table.schema != schema:
             try:
                 table = table.cast(schema)
@@ -344,28 +382,47 @@ class FileWriter(DataWriter):
         except pa.ArrowException as exc:
             msg = f"{label(self)}: cannot write to {self._location}: {type(exc).__name__}: {exc}"
             raise DataIOError(msg) from None
-        if self._sink is None:
-            self._file.flush()
 
     def _start(self, schema: pa.Schema) -> None:
+        """Starts the file, or goes on without a header in a CSV file whose column got a type."""
         sink = self._sink if self._sink is not None else self._file
-        self._schema = schema
+        first = self._writer is None
+        if not first:  # CSV only; closing a CSV writer leaves its sink open
+            _t.cast(_t.Any, self._writer).close()
+        self._writer_schema = schema
         if self._format == "parquet":
             self._writer = pq.ParquetWriter(sink, schema)
         else:
-            self._writer = pa_csv.CSVWriter(sink, schema)
+            options = pa_csv.WriteOptions(include_header=first)
+            self._writer = pa_csv.CSVWriter(sink, schema, write_options=options)
 
     def _close(self) -> None:
         if self._file is None:
             return
         try:
+            if self._held:  # a Parquet file with a column that never had a value
+                self._write_table(self._held.pop(), last=True)
             if self._writer is None:  # no row came: the columns alone
                 empty: dict[str, list[_t.Any]] = {f: [] for f in self._field_names}
                 types = {f: self._types.get(f, pa.string()) for f in self._field_names}
-                self._write_table(table_from_columns(empty, None, types))
+                self._write_table(table_from_columns(empty, None, types), last=True)
             _t.cast(_t.Any, self._writer).close()
             if self._sink is not None:
                 self._sink.close()
         finally:
             self._file.close()
             self._file = self._sink = self._writer = None
+            self._held = []
+
+
+def _untyped(kind: pa.DataType) -> bool:
+    """Whether `kind` is, or holds, Arrow's `null` type: the type of values all missing."""
+    if pat.is_null(kind):
+        return True
+    return any(_untyped(kind.field(i).type) for i in range(kind.num_fields))
+
+
+def _with_new_types(known: pa.Schema, new: pa.Schema) -> pa.Schema:
+    """`known`, where a column not typed yet takes its type from `new`."""
+    fields = [new.field(i) if _untyped(field.type) else field for i, field in enumerate(known)]
+    return pa.schema(fields)

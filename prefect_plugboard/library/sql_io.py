@@ -166,10 +166,12 @@ class SQLWriter(_SQLComponent, DataWriter):
     """Inserts the rows it receives into a table, a chunk per transaction.
 
     `init()` connects and reflects the table: an existing table must have a column for each of
-    `field_names`; a table that does not exist is created with the first chunk, its column
-    types taken from the values (`int` -> BIGINT, `float` -> FLOAT, `str` -> TEXT, `bool`,
-    `datetime`, `date`, `Decimal`, `bytes`, and JSON for dicts and lists). Rows buffered when
-    the model ends, fails or is stopped are inserted before the connection closes.
+    `field_names`; a table that does not exist is created, each column's type taken from the
+    first value of its field that is not `None` (`int` -> BIGINT, `float` -> FLOAT, `str` ->
+    TEXT, `bool`, `datetime`, `date`, `Decimal`, `bytes`, and JSON for dicts and lists).
+    Until every field has had a value, rows are held back (in memory); a field that has had
+    none when the writer ends gets a TEXT column. Rows buffered or held back when the model
+    ends, fails or is stopped are inserted before the connection closes.
 
     Args:
         connection_string: A SQLAlchemy URL or a `SqlAlchemyConnector` block (as for
@@ -180,7 +182,7 @@ class SQLWriter(_SQLComponent, DataWriter):
             `ComponentArgsDict` arguments (see `DataWriter`).
     """
 
-    _live_attributes: _t.ClassVar[tuple[str, ...]] = ("_database", "_table")
+    _live_attributes: _t.ClassVar[tuple[str, ...]] = ("_database", "_table", "_held")
 
     def __init__(
         self,
@@ -193,6 +195,9 @@ class SQLWriter(_SQLComponent, DataWriter):
         self._connect_to(connection_string, connect_args)
         self._table_name = table
         self._table: Table | None = None
+        self._held: list[dict[str, _t.Any]] = []
+        """Rows received before every field had a value, for a table not created yet."""
+        self._column_types: dict[str, TypeEngine[_t.Any]] = {}
 
     async def init(self) -> None:
         """Connects and reflects the table.
@@ -200,6 +205,7 @@ class SQLWriter(_SQLComponent, DataWriter):
         Raises:
             DataIOError: The database cannot be reached, or the table lacks a column.
         """
+        self._held, self._column_types = [], {}
         database = await self._open_database()
         try:
             self._table = await database.table(self._table_name)
@@ -217,9 +223,13 @@ class SQLWriter(_SQLComponent, DataWriter):
                 raise DataIOError(msg)
 
     async def destroy(self) -> None:
-        """Inserts the rows still buffered and closes the connection."""
+        """Inserts the rows still buffered or held back and closes the connection."""
         try:
-            await super().destroy()
+            try:
+                await super().destroy()
+            finally:
+                if self._held:  # a field never had a value: its column is TEXT
+                    await self._create_and_insert(self._held)
         finally:
             await self._close_database()
 
@@ -228,12 +238,26 @@ class SQLWriter(_SQLComponent, DataWriter):
         return [dict(zip(data, row, strict=True)) for row in zip(*columns, strict=True)]
 
     async def _save(self, data: list[dict[str, _t.Any]]) -> None:
+        if self._table is None:
+            self._held.extend(data)
+            for field in self._field_names:
+                if field not in self._column_types:
+                    first = next((row[field] for row in data if row[field] is not None), None)
+                    if first is not None:
+                        self._column_types[field] = _column_type(first)
+            if len(self._column_types) < len(self._field_names):
+                return  # a column's type is not known yet
+            data = self._held
+        await self._create_and_insert(data)
+
+    async def _create_and_insert(self, rows: list[dict[str, _t.Any]]) -> None:
         database = _t.cast(Database, self._database)
         try:
             if self._table is None:
-                self._table = _new_table(self._table_name, self._field_names, data)
+                self._held = []
+                self._table = _new_table(self._table_name, self._field_names, self._column_types)
                 await database.create(self._table)
-            await database.insert(self._table, data)
+            await database.insert(self._table, rows)
         except (SQLAlchemyError, OSError) as exc:
             doing = f"cannot insert into table {self._table_name!r} in"
             raise self._error(doing, exc) from exc
@@ -258,10 +282,7 @@ def _column_type(value: _t.Any) -> TypeEngine[_t.Any]:
     return Text()
 
 
-def _new_table(name: str, fields: Sequence[str], rows: list[dict[str, _t.Any]]) -> Table:
+def _new_table(name: str, fields: Sequence[str], types: Mapping[str, TypeEngine[_t.Any]]) -> Table:
     schema, _, table_name = name.rpartition(".")
-    columns = []
-    for field in fields:
-        first = next((row[field] for row in rows if row[field] is not None), None)
-        columns.append(Column(field, _column_type(first)))
+    columns = [Column(field, types.get(field, Text())) for field in fields]
     return Table(table_name, MetaData(), *columns, schema=schema or None)

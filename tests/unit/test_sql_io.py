@@ -128,6 +128,56 @@ async def test_numpy_timestamps_are_written_as_datetimes(tmp_path: Path) -> None
     assert rows == [("2024-01-01 12:00:00.000001",), (None,)]
 
 
+def _column_types(database: Path, table: str) -> dict[str, str]:
+    with sqlite3.connect(database) as db:
+        return {r[1]: r[2] for r in db.execute(f"PRAGMA table_info({table})")}
+
+
+@pytest.mark.parametrize("driver", ["async", "sync"])
+async def test_a_new_table_takes_a_column_s_type_from_its_first_value_not_none(
+    tmp_path: Path, driver: str
+) -> None:
+    # The first row, written as a chunk of its own, has no value for `x` yet.
+    database = tmp_path / "out.db"
+    url = SQLITE_URLS[driver].format(database)
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=[None, 1, 2]),
+            SQLWriter(
+                name="save", connection_string=url, table="made", field_names=["x"], chunk_size=1
+            ),
+        ],
+        connectors=wire("src", "save", ["x"]),
+    )
+    await run_in_memory(process)
+    assert _column_types(database, "made") == {"x": "BIGINT"}
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT x FROM made").fetchall() == [(None,), (1,), (2,)]
+
+
+async def test_a_field_without_any_value_gets_a_text_column_when_the_writer_ends(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "out.db"
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=[None, None]),
+            SQLWriter(
+                name="save",
+                connection_string=f"sqlite:///{database}",
+                table="made",
+                field_names=["x"],
+                chunk_size=1,
+            ),
+        ],
+        connectors=wire("src", "save", ["x"]),
+    )
+    await run_in_memory(process)
+    assert _column_types(database, "made") == {"x": "TEXT"}
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT x FROM made").fetchall() == [(None,), (None,)]
+
+
 async def test_a_table_without_the_fields_columns_is_refused(sqlite_file: Path) -> None:
     url = f"sqlite:///{sqlite_file}"
     process = LocalProcess(
@@ -166,6 +216,21 @@ async def test_a_database_that_cannot_be_reached_fails_without_showing_the_passw
     text_ = await _failure(process)
     assert "SQLReader 'read': cannot connect to postgresql+asyncpg://analyst:***@127.0.0.1" in text_
     assert "s3cret" not in text_
+
+
+async def test_a_writer_whose_database_cannot_be_reached_fails_before_the_run() -> None:
+    url = f"postgresql://analyst:s3cret@127.0.0.1:{free_port()}/warehouse"
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=[1]),
+            SQLWriter(name="save", connection_string=url, table="t", field_names=["x"]),
+        ],
+        connectors=wire("src", "save", ["x"]),
+    )
+    text_ = await _failure(process)
+    assert "SQLWriter 'save': cannot connect to postgresql+asyncpg://analyst:***@127.0.0.1" in text_
+    assert "s3cret" not in text_
+    assert process.components["src"].run_stats.steps == 0
 
 
 def test_a_malformed_url_or_a_missing_driver_is_refused_when_built() -> None:
@@ -254,3 +319,36 @@ async def test_postgres_chunks_come_from_a_server_side_cursor(
         assert reader.g is None
     else:
         assert reader.g is not None and 10 <= reader.g < 500
+
+
+@pytest.mark.slow  # starts a PostgreSQL server
+async def test_postgres_new_table_takes_a_column_s_type_from_its_first_value_not_none(
+    postgres_url: str,
+) -> None:
+    engine = create_async_engine(_async_url(postgres_url))
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE IF EXISTS late_values"))
+    process = LocalProcess(
+        components=[
+            ListSource(name="src", items=[None, 1.5, 2.5]),
+            SQLWriter(
+                name="save",
+                connection_string=postgres_url,
+                table="late_values",
+                field_names=["x"],
+                chunk_size=1,
+            ),
+        ],
+        connectors=wire("src", "save", ["x"]),
+    )
+    await run_in_memory(process)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT x FROM late_values"))).fetchall()
+        columns = await conn.run_sync(
+            lambda sync: {
+                c["name"]: str(c["type"]) for c in inspect(sync).get_columns("late_values")
+            }
+        )
+    await engine.dispose()
+    assert sorted(rows, key=lambda r: r[0] or 0) == [(None,), (1.5,), (2.5,)]
+    assert columns == {"x": "DOUBLE PRECISION"}
