@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+from abc import ABC
 import asyncio
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 import importlib
 import typing as _t
 
+from prefect_plugboard.component.component import Component
 from prefect_plugboard.exceptions import DataIOError, ValidationError
-
-
-if _t.TYPE_CHECKING:
-    from prefect_plugboard.component.component import Component
 
 
 __all__ = [
     "IOThread",
+    "LibraryComponent",
     "check_chunk_size",
     "check_field_names",
     "label",
@@ -136,6 +135,25 @@ def with_block_references(component: Component, exported: dict[str, _t.Any]) -> 
             raise ValidationError([msg], subject=f"component {component.name!r}")
         args[key] = f"{type(value).get_block_type_slug()}/{name}"
     return exported
+
+
+class LibraryComponent(Component, ABC):
+    """What the library's components share beyond `Component`.
+
+    Their live resources (`_live_attributes`) stay out of a pickle, and their Prefect block
+    arguments are exported by reference.
+    """
+
+    def export(self) -> dict[str, _t.Any]:
+        """`{"type": ..., "args": {...}}`, with saved Prefect blocks given by reference.
+
+        Raises:
+            ValidationError: An argument is a Prefect block that is not saved.
+        """
+        return with_block_references(self, super().export())
+
+    def __getstate__(self) -> dict[str, _t.Any]:
+        return live_state(self, super().__getstate__())
 
 
 def _is_block(value: object) -> bool:

@@ -6,14 +6,12 @@ from collections.abc import Iterable, Mapping, Sequence
 import contextlib
 import typing as _t
 
-from prefect_plugboard.component.component import Component
 from prefect_plugboard.exceptions import DataIOError, IOStreamClosedError, NoMoreDataException
 from prefect_plugboard.library._common import (
+    LibraryComponent,
     check_chunk_size,
     check_field_names,
     label,
-    live_state,
-    with_block_references,
 )
 from prefect_plugboard.schemas.component import ComponentArgsDict
 
@@ -39,7 +37,7 @@ DataReaderArgsSpec = DataReaderArgsDict
 """plugboard's name for `DataReaderArgsDict`."""
 
 
-class DataReader(Component, ABC):
+class DataReader(LibraryComponent, ABC):
     """Emits the rows of a data source, one row per step, fetching them a chunk at a time.
 
     Its outputs are `field_names`. `init()` fetches the first chunk, so a source that cannot be
@@ -190,14 +188,3 @@ class DataReader(Component, ABC):
             msg = f"{label(self)}: its fields have different numbers of rows in one chunk: {sizes}"
             raise DataIOError(msg)
         return tuple(columns), lengths.pop() if lengths else 0
-
-    def export(self) -> dict[str, _t.Any]:
-        """`{"type": ..., "args": {...}}`, with saved Prefect blocks given by reference.
-
-        Raises:
-            ValidationError: An argument is a Prefect block that is not saved.
-        """
-        return with_block_references(self, super().export())
-
-    def __getstate__(self) -> dict[str, _t.Any]:
-        return live_state(self, super().__getstate__())

@@ -6,14 +6,12 @@ from collections import deque
 from collections.abc import Sequence
 import typing as _t
 
-from prefect_plugboard.component.component import Component
 from prefect_plugboard.exceptions import ValidationError
 from prefect_plugboard.library._common import (
+    LibraryComponent,
     check_chunk_size,
     check_field_names,
     label,
-    live_state,
-    with_block_references,
 )
 from prefect_plugboard.schemas.component import ComponentArgsDict
 
@@ -42,7 +40,7 @@ DataWriterArgsSpec = DataWriterArgsDict
 """plugboard's name for `DataWriterArgsDict`."""
 
 
-class DataWriter(Component, ABC):
+class DataWriter(LibraryComponent, ABC):
     """Saves the rows it receives, buffering them and writing them a chunk at a time.
 
     Its inputs are `field_names`; each step adds a row. Rows are written when `chunk_size` of
@@ -193,14 +191,3 @@ class DataWriter(Component, ABC):
         timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
-
-    def export(self) -> dict[str, _t.Any]:
-        """`{"type": ..., "args": {...}}`, with saved Prefect blocks given by reference.
-
-        Raises:
-            ValidationError: An argument is a Prefect block that is not saved.
-        """
-        return with_block_references(self, super().export())
-
-    def __getstate__(self) -> dict[str, _t.Any]:
-        return live_state(self, super().__getstate__())

@@ -9,10 +9,9 @@ import typing as _t
 from websockets.asyncio.client import ClientConnection, connect, process_exception
 from websockets.exceptions import ConnectionClosed
 
-from prefect_plugboard.component.component import Component
 from prefect_plugboard.component.io import IO
 from prefect_plugboard.exceptions import DataIOError
-from prefect_plugboard.library._common import label, live_state
+from prefect_plugboard.library._common import LibraryComponent, label
 from prefect_plugboard.schemas.component import ComponentArgsDict
 
 
@@ -31,7 +30,7 @@ class WebsocketArgsDict(ComponentArgsDict, total=False):
     connect_args: Mapping[str, _t.Any] | None
 
 
-class WebsocketBase(Component, ABC):
+class WebsocketBase(LibraryComponent, ABC):
     """A component with a connection to a websocket server, made again when it is lost.
 
     `init()` connects: a server that cannot be reached fails the model before it starts. A
@@ -101,9 +100,6 @@ class WebsocketBase(Component, ABC):
         if not self._connected_once:
             return exc  # the first connection fails at once: bad input, before the run
         return process_exception(exc)
-
-    def __getstate__(self) -> dict[str, _t.Any]:
-        return live_state(self, super().__getstate__())
 
 
 class WebsocketReader(WebsocketBase):
