@@ -31,6 +31,7 @@ from prefect_plugboard.exceptions import (
     ConstraintError,
     IOSetupError,
     IOStreamClosedError,
+    StepResultError,
     ValidationError,
 )
 from prefect_plugboard.process import LocalProcess
@@ -232,7 +233,9 @@ async def test_a_decorated_function_must_return_a_dict() -> None:
     broken = wrong.component(name="broken")
     broken.x = 1
     with pytest.raises(
-        TypeError, match="wrong, the step of component 'broken', must return a dict"
-    ):
+        StepResultError, match="wrong, the step of component 'broken', must return a dict"
+    ) as raised:
         await broken.step()
+    assert isinstance(raised.value, ValueError)  # what plugboard raises
+    assert isinstance(raised.value, TypeError)
     assert status(broken) is Status.FAILED
