@@ -134,10 +134,17 @@ async def test_plugboards_ray_model_runs_on_ray(in_tmp: Path) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 async def test_a_zmq_connector_stands_in_as_a_ray_connector(
-    in_tmp: Path, caplog: pytest.LogCaptureFixture
+    kind: str, in_tmp: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    out = in_tmp / "b.txt"  # Ray workers have a working directory of their own: a full path
     with caplog.at_level(logging.INFO, logger="prefect_plugboard"):
-        process = build_process(load_model(MODELS / "zmq.peer.yaml"))
+        model = load_model(
+            MODELS / "zmq.peer.yaml",
+            process_type="ray" if kind == "ray" else None,  # "local" would switch to asyncio
+            overrides=[f"component.b.arg.path={out}"],
+        )
+        process = build_process(model)
+    assert isinstance(process, LocalProcess if kind == "local" else RayProcess)
     assert {type(c) for c in process.connectors.values()} == {RayConnector}
     assert any("ZMQConnector runs on RayConnector here" in r.getMessage() for r in caplog.records)
     async with process:
