@@ -9,6 +9,7 @@ PlugboardError
 ├── ValidationError (ValueError)        the graph or its configuration is invalid; `.issues`
 │   └── ResourceError                   the Ray cluster cannot give the graph what it asks for
 ├── IOSetupError (TypeError)            a component class declares no fields and no events
+├── StepResultError (ValueError, TypeError) a `@component` function returned no dict
 ├── ComponentError                      a component raised; `.component`; the cause is kept
 │   └── ComponentCrashedError           the worker running a component died
 ├── ConstraintError                     a component found a constraint violated; `.objective_value`
@@ -46,6 +47,7 @@ __all__ = [
     "ProcessStateError",
     "RayConnectionError",
     "ResourceError",
+    "StepResultError",
     "StudyError",
     "ValidationError",
 ]
@@ -142,6 +144,13 @@ class ConstraintError(PlugboardError):
 
 class IOSetupError(PlugboardError, TypeError):
     """A concrete component class declares no input or output fields and no events."""
+
+
+class StepResultError(PlugboardError, ValueError, TypeError):
+    """A function decorated with `@component` returned something other than a dict.
+
+    A `ValueError`, as plugboard raises, and a `TypeError`, as the wrong type it is.
+    """
 
 
 class IOStreamClosedError(PlugboardError):

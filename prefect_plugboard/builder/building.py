@@ -36,7 +36,7 @@ __all__ = ["analyse", "build_process"]
 
 _logger = logging.getLogger(__name__)
 
-_COMMON_ARGS = {*ComponentArgsDict.__annotations__, "constraints"}
+_COMMON_ARGS = {*ComponentArgsDict.__annotations__, "state"}
 
 
 def build_process(model: Model) -> Process:

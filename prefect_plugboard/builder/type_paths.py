@@ -54,9 +54,12 @@ for _module, _names in _LIBRARY.items():
         PLUGBOARD_ALIASES[f"plugboard.library.{_module}.{_name}"] = (
             f"prefect_plugboard.library.{_module}.{_name}"
         )
-        _PLUGBOARD_NAMES[f"prefect_plugboard.library.{_name}"] = f"plugboard.library.{_name}"
+        # plugboard's component registry knows a library class by its module's path only.
+        _PLUGBOARD_NAMES[f"prefect_plugboard.library.{_name}"] = (
+            f"plugboard.library.{_module}.{_name}"
+        )
         _PLUGBOARD_NAMES[f"prefect_plugboard.library.{_module}.{_name}"] = (
-            f"plugboard.library.{_name}"
+            f"plugboard.library.{_module}.{_name}"
         )
 
 _NOT_PROVIDED: dict[str, str] = {

@@ -1,9 +1,10 @@
 """A process written back as a model file, in the names plugboard reads too.
 
 `Process.dump()` writes YAML that both prefect-plugboard and plugboard 0.9 load: classes that
-have a plugboard counterpart are written under plugboard's name (`plugboard.process.LocalProcess`,
-`plugboard.connector.RayConnector`, `plugboard.library.FileWriter`), which the loader here maps
-back; everything else under its own import path. A class that no import path can reach (one
+have a plugboard counterpart are written under the name plugboard's own dumps use
+(`plugboard.process.RayProcess`, `plugboard.connector.RayConnector`,
+`plugboard.library.file_io.FileWriter`), which the loader here maps back; everything else under
+its own import path. A class that no import path can reach (one
 defined in a script, or inside a function) is refused before anything is written.
 """
 
@@ -41,12 +42,19 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def public_path(cls: type) -> str:
-    """The import path users see: `prefect_plugboard.process.LocalProcess`, not the module's."""
+    """The import path users see: `prefect_plugboard.process.RayProcess`, not the module's.
+
+    A process or connector class is named by the shortest package that exports it
+    (`prefect_plugboard.process`, not `prefect_plugboard.process.ray.process`); any other class
+    by its module.
+    """
     module = cls.__module__
     if module.startswith(("prefect_plugboard.process.", "prefect_plugboard.connector.")):
-        package = module.rsplit(".", 1)[0]
-        if getattr(importlib.import_module(package), cls.__name__, None) is cls:
-            return f"{package}.{cls.__qualname__}"
+        parts = module.split(".")
+        for depth in range(2, len(parts)):
+            package = ".".join(parts[:depth])
+            if getattr(importlib.import_module(package), cls.__name__, None) is cls:
+                return f"{package}.{cls.__qualname__}"
     return f"{module}.{cls.__qualname__}"
 
 

@@ -100,6 +100,10 @@ class Component:
             read. An input inside a loop of the graph needs at least one.
         parameters: Parameters for this component, merged over the process's parameters.
         resources: Compute resources, replacing the class attribute `resources`.
+        constraints: Accepted for plugboard compatibility and not used (a warning says so, as
+            for a YAML `constraints:`); not exported.
+        state: plugboard's state backend, accepted and not used (a warning says so): the
+            state lives in Prefect's API (`process.state`); not exported.
 
     Attributes:
         io: This component's fields (declared on the class; each instance has its own copy).
@@ -178,6 +182,8 @@ class Component:
         initial_values: Mapping[str, Iterable[_t.Any]] | None = None,
         parameters: Mapping[str, _t.Any] | None = None,
         resources: Resource | Mapping[str, _t.Any] | None = None,
+        constraints: Mapping[str, _t.Any] | None = None,
+        state: _t.Any = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             msg = (
@@ -194,6 +200,7 @@ class Component:
             self.resources = Resource.model_validate(resources)
         self._run_logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None
         self._run_stats = RunStats()
+        _warn_unused_plugboard_args(name, constraints=constraints, state=state)
         self._declare_fields((*self.io.inputs, *self.io.outputs))
         hand.install(self)
         self._base_initialised = True
@@ -308,6 +315,8 @@ class Component:
                     exported[key] = value
         else:
             exported = dict(kwargs)
+        for unused in _UNUSED_PLUGBOARD_ARGS:
+            exported.pop(unused, None)
         if isinstance(exported.get("resources"), Resource):
             exported["resources"] = exported["resources"].model_dump()  # every field, as plugboard
         return {"type": self.type_path, "args": exported}
@@ -326,6 +335,24 @@ class Component:
         self.__dict__.update(state)
         if "_base_initialised" in state:
             hand.install(self)
+
+
+_UNUSED_PLUGBOARD_ARGS = {
+    "constraints": "are accepted for plugboard compatibility and not used",
+    "state": (
+        "is accepted for plugboard compatibility and not used: the state lives in Prefect's "
+        "API (`process.state`)"
+    ),
+}
+
+
+def _warn_unused_plugboard_args(name: str, **given: _t.Any) -> None:
+    """Logs a warning for each plugboard argument given that has no use here."""
+    for key, value in given.items():
+        if value is not None and value != {}:
+            logging.getLogger("prefect_plugboard.component").warning(
+                "Component %r: `%s` %s", name, key, _UNUSED_PLUGBOARD_ARGS[key]
+            )
 
 
 def _may_add_fields(cls: type[Component]) -> bool:

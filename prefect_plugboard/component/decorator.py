@@ -9,6 +9,7 @@ import typing as _t
 
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.component.io import IO
+from prefect_plugboard.exceptions import StepResultError
 
 
 __all__ = ["ComponentFunction", "component"]
@@ -22,8 +23,9 @@ def component(
     """Makes a component class from a function, sync or async, that returns a dict.
 
     Each step calls the function with the input fields as keyword arguments and sets the
-    output fields from the dict it returns. The decorated name still calls the function;
-    `.component(name=...)` builds a component, and the function's import path
+    output fields from the dict it returns; a step whose function returns anything else raises
+    `StepResultError` (a `ValueError`, as in plugboard). The decorated name still calls the
+    function; `.component(name=...)` builds a component, and the function's import path
     (`my_module.pow2`) names the component class in a YAML model, also on Ray.
 
     Example:
@@ -100,7 +102,7 @@ def _component_class(function: _Function, inputs: list[str], outputs: list[str])
                 f"{name}, the step of component {self.name!r}, must return a dict of its "
                 f"outputs ({', '.join(outputs) or 'none'}), got {type(result).__name__}"
             )
-            raise TypeError(msg)
+            raise StepResultError(msg)
         for key, value in result.items():
             setattr(self, key, value)
 

@@ -23,9 +23,11 @@ class ComponentArgsDict(_t.TypedDict, total=False):
             read. Needed on an input inside a loop of the graph.
         parameters: Parameters for this component; merged over the process's parameters.
         resources: Compute resources, replacing the class's `resources`.
+        constraints: Accepted for plugboard compatibility and not used (a warning says so).
     """
 
     name: _t.Required[str]
     initial_values: Mapping[str, Iterable[_t.Any]]
     parameters: Mapping[str, _t.Any]
     resources: Resource | Mapping[str, _t.Any] | None
+    constraints: Mapping[str, _t.Any] | None

@@ -7,6 +7,7 @@ unit tests (`io.connect`, `connector.connect_send/connect_recv`, `init()`, `step
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 import typing as _t
 
@@ -23,6 +24,7 @@ from parity_events import (
 from parity_hello import A, plus_one, pow2
 import pytest
 
+from prefect_plugboard import build_process, load_model
 from prefect_plugboard.component import IO, Component, ComponentArgsDict, component
 from prefect_plugboard.connector import AsyncioConnector, Channel, ConnectorBuilder
 from prefect_plugboard.events import EventHandlers
@@ -31,6 +33,7 @@ from prefect_plugboard.exceptions import (
     ConstraintError,
     IOSetupError,
     IOStreamClosedError,
+    StepResultError,
     ValidationError,
 )
 from prefect_plugboard.process import LocalProcess
@@ -205,6 +208,48 @@ def test_export_keeps_every_field_of_a_resource_object() -> None:
     assert exported["args"]["resources"] == {"cpu": 0.5, "gpu": 0, "memory": 0, "resources": {}}
 
 
+def test_constraints_and_state_are_accepted_with_a_warning_and_not_exported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Source(Component):  # `state` is not in ComponentArgsDict, nor in plugboard's
+        io = IO(outputs=["x"])
+
+    with caplog.at_level(logging.WARNING, logger="prefect_plugboard"):
+        plain = Source(name="plain", constraints={}, state=None)
+    assert not caplog.records  # plugboard's defaults: nothing to say
+    with caplog.at_level(logging.WARNING, logger="prefect_plugboard"):
+        source = Source(name="s", constraints={"max": 5}, state=object())
+        A(name="a", iters=2, constraints={"max": 5})
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "Component 's': `constraints` are accepted for plugboard compatibility and not used",
+        "Component 's': `state` is accepted for plugboard compatibility and not used: the state "
+        "lives in Prefect's API (`process.state`)",
+        "Component 'a': `constraints` are accepted for plugboard compatibility and not used",
+    ]
+    assert source.export()["args"] == {"name": "s"}
+    assert plain.export()["args"] == {"name": "plain"}
+
+
+def test_a_yaml_component_with_constraints_and_state_builds_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    args = {"name": "a", "iters": 2, "constraints": {"max": 5}, "state": {"kind": "dict"}}
+    model = {
+        "plugboard": {
+            "process": {
+                "args": {"components": [{"type": "parity_hello.A", "args": args}]},
+            }
+        }
+    }
+    with caplog.at_level(logging.WARNING, logger="prefect_plugboard"):
+        process = build_process(load_model(model))
+    assert list(process.components) == ["a"]
+    warnings = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "`constraints` are accepted for plugboard compatibility and not used" in warnings
+    assert "`state` is accepted for plugboard compatibility and not used" in warnings
+
+
 # ----- @component -------------------------------------------------------------------------
 
 
@@ -232,7 +277,9 @@ async def test_a_decorated_function_must_return_a_dict() -> None:
     broken = wrong.component(name="broken")
     broken.x = 1
     with pytest.raises(
-        TypeError, match="wrong, the step of component 'broken', must return a dict"
-    ):
+        StepResultError, match="wrong, the step of component 'broken', must return a dict"
+    ) as raised:
         await broken.step()
+    assert isinstance(raised.value, ValueError)  # what plugboard raises
+    assert isinstance(raised.value, TypeError)
     assert status(broken) is Status.FAILED

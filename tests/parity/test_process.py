@@ -112,20 +112,25 @@ async def test_a_step_that_fails_stops_the_process_naming_the_component(kind: st
 # ----- warnings and constraints -----------------------------------------------------------
 
 
+@pytest.mark.usefixtures("in_tmp")
 async def test_an_output_that_nothing_reads_is_warned_about(
-    caplog: pytest.LogCaptureFixture, in_tmp: Path
+    kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="prefect_plugboard"):
-        await hello(unread=True).init()
-    warnings = [r.getMessage() for r in caplog.records if "not connected" in r.getMessage()]
-    assert warnings == [
+    warned: dict[bool, list[str]] = {}
+    for unread in (True, False):
+        process = hello(kind, unread=unread)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="prefect_plugboard"):
+            await process.init()
+        await process.destroy()
+        warned[unread] = [
+            r.getMessage() for r in caplog.records if "not connected" in r.getMessage()
+        ]
+    assert warned[True] == [
         "Process 'hello': output fields of component 'squares' (pow2) not connected, nothing "
         "reads them: out_1"
     ]
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="prefect_plugboard"):
-        await hello().init()
-    assert not [r for r in caplog.records if "not connected" in r.getMessage()]
+    assert warned[False] == []
 
 
 @pytest.mark.usefixtures("prefect_api", "in_tmp")

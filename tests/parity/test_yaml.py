@@ -19,8 +19,19 @@ import pytest
 import yaml
 
 from prefect_plugboard import build_process, load_model
+from prefect_plugboard.builder.yaml_export import yaml_type_path
 from prefect_plugboard.component import IO, Component
 from prefect_plugboard.connector import AsyncioConnector, ConnectorBuilder, RayConnector
+from prefect_plugboard.library import (
+    DataReader,
+    DataWriter,
+    FileReader,
+    FileWriter,
+    SQLReader,
+    SQLWriter,
+    WebsocketReader,
+    WebsocketWriter,
+)
 from prefect_plugboard.process import LocalProcess, Process, ProcessBuilder, RayProcess
 from prefect_plugboard.schemas import ConfigSpec, ConnectorSpec, Status
 from tests.helpers import status
@@ -80,6 +91,14 @@ def check_staggered(folder: Path) -> None:
     assert rows(folder / "xy.csv") == [["x", "y"], ["x0", "y0"], ["x1", "y1"], ["x2", "y2"]]
 
 
+LIBRARY_INPUT = "value\n0\n1\n2\n3\n4\n"
+
+
+def check_library(folder: Path) -> None:
+    check_hello(folder)
+    assert [float(r[0]) for r in rows(folder / "copy.csv")[1:]] == [0, 1, 2, 3, 4]
+
+
 CHECKS: dict[str, _t.Callable[[Path], None]] = {
     "hello": check_hello,
     "branching": check_branching,
@@ -115,10 +134,17 @@ async def test_plugboards_ray_model_runs_on_ray(in_tmp: Path) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 async def test_a_zmq_connector_stands_in_as_a_ray_connector(
-    in_tmp: Path, caplog: pytest.LogCaptureFixture
+    kind: str, in_tmp: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    out = in_tmp / "b.txt"  # Ray workers have a working directory of their own: a full path
     with caplog.at_level(logging.INFO, logger="prefect_plugboard"):
-        process = build_process(load_model(MODELS / "zmq.peer.yaml"))
+        model = load_model(
+            MODELS / "zmq.peer.yaml",
+            process_type="ray" if kind == "ray" else None,  # "local" would switch to asyncio
+            overrides=[f"component.b.arg.path={out}"],
+        )
+        process = build_process(model)
+    assert isinstance(process, LocalProcess if kind == "local" else RayProcess)
     assert {type(c) for c in process.connectors.values()} == {RayConnector}
     assert any("ZMQConnector runs on RayConnector here" in r.getMessage() for r in caplog.records)
     async with process:
@@ -218,6 +244,29 @@ def ours(name: str) -> Process:
                 "scale-more.b -> save-more.value_to_save",
             ),
         )
+    if name == "library":  # plugboard's library classes, named as plugboard names them
+        return LocalProcess(
+            name="library",
+            components=[
+                FileReader(name="read", path="input.csv", field_names=["value"]),
+                B(name="b", path="b.txt"),
+                FileWriter(name="save", path="copy.csv", field_names=["value"]),
+            ],
+            connectors=wire("read.value -> b.in_1", "read.value -> save.value"),
+        )
+    if name == "ray":
+        return RayProcess(
+            name="ray",
+            components=[
+                A(name="a", iters=5),
+                B(name="b", path="b.txt"),
+                FileWriter(name="save", path="numbers.csv", field_names=["value"]),
+            ],
+            connectors=[
+                RayConnector(spec=ConnectorSpec(source=s, target=t))
+                for s, t in (("a.out_1", "b.in_1"), ("a.out_1", "save.value"))
+            ],
+        )
     if name == "loop":
         return LocalProcess(
             name="loop",
@@ -266,13 +315,14 @@ print(json.dumps({"status": str(process.status), "types": sorted(
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api")
-@pytest.mark.parametrize("name", ["hello", "branching", "loop", "staggered"])
+@pytest.mark.parametrize("name", ["hello", "branching", "loop", "staggered", "library"])
 async def test_our_dumps_run_here_and_in_plugboard(
     name: str, peer: Peer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mine, theirs = tmp_path / "ours", tmp_path / "peer"
-    mine.mkdir()
-    theirs.mkdir()
+    for folder in (mine, theirs):
+        folder.mkdir()
+        (folder / "input.csv").write_text(LIBRARY_INPUT)
     monkeypatch.chdir(mine)
     ours(name).dump("model.yaml")
     (theirs / "model.yaml").write_text((mine / "model.yaml").read_text())
@@ -287,6 +337,50 @@ async def test_our_dumps_run_here_and_in_plugboard(
     if name == "hello":  # the @component function, named by its import path, in both
         for folder in (mine, theirs):
             assert lines(folder / "squares.txt") == [2 * i**2 for i in range(5)]
+    if name == "library":
+        assert result["types"] == [
+            "parity_hello.B",
+            "plugboard.library.file_io.FileReader",
+            "plugboard.library.file_io.FileWriter",
+        ]
+        for folder in (mine, theirs):
+            check_library(folder)
+
+
+PEER_BUILD = """
+import json
+from pathlib import Path
+import msgspec
+from plugboard.process import ProcessBuilder
+from plugboard.schemas import ConfigSpec
+
+spec = ConfigSpec.model_validate(msgspec.yaml.decode(Path("model.yaml").read_bytes()))
+process = ProcessBuilder.build(spec.plugboard.process)
+print(json.dumps({
+    "process": type(process).__module__ + "." + type(process).__name__,
+    "connectors": sorted({type(c).__name__ for c in process.connectors.values()}),
+    "types": {n: type(c).__module__ + "." + type(c).__name__
+              for n, c in process.components.items()},
+}))
+"""
+
+
+@pytest.mark.slow
+def test_our_ray_dump_builds_in_plugboard(peer: Peer, in_tmp: Path) -> None:
+    ours("ray").dump("model.yaml")
+    result = peer.run(PEER_BUILD, cwd=in_tmp)  # built only: running would start Ray there
+    assert result == {
+        "process": "plugboard.process.ray_process.RayProcess",
+        "connectors": ["RayConnector"],
+        "types": {
+            "a": "parity_hello.A",
+            "b": "parity_hello.B",
+            "save": "plugboard.library.file_io.FileWriter",
+        },
+    }
+    again = build_process(load_model("model.yaml"))
+    assert isinstance(again, RayProcess)
+    assert again.export() == ours("ray").export()
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -346,3 +440,38 @@ def test_connector_settings_shared_by_all_go_to_the_builder(in_tmp: Path) -> Non
     )
     builder = process.export()["plugboard"]["process"]["connector_builder"]
     assert builder == {"type": "plugboard.connector.RayConnector", "args": {"maxsize": 8}}
+
+
+def test_our_dump_names_processes_and_library_classes_as_plugboard_does() -> None:
+    dumped = ours("ray").export()["plugboard"]["process"]
+    assert dumped["type"] == "plugboard.process.RayProcess"
+    assert dumped["connector_builder"]["type"] == "plugboard.connector.RayConnector"
+    assert [c["type"] for c in dumped["args"]["components"]] == [
+        "parity_hello.A",
+        "parity_hello.B",
+        "plugboard.library.file_io.FileWriter",
+    ]
+
+
+PLUGBOARD_NAMES: list[tuple[type, str]] = [
+    (LocalProcess, "plugboard.process.LocalProcess"),
+    (RayProcess, "plugboard.process.RayProcess"),
+    (AsyncioConnector, "plugboard.connector.AsyncioConnector"),
+    (RayConnector, "plugboard.connector.RayConnector"),
+    # plugboard's component registry knows these by their module's path only.
+    (DataReader, "plugboard.library.data_reader.DataReader"),
+    (DataWriter, "plugboard.library.data_writer.DataWriter"),
+    (FileReader, "plugboard.library.file_io.FileReader"),
+    (FileWriter, "plugboard.library.file_io.FileWriter"),
+    (SQLReader, "plugboard.library.sql_io.SQLReader"),
+    (SQLWriter, "plugboard.library.sql_io.SQLWriter"),
+    (WebsocketReader, "plugboard.library.websocket_io.WebsocketReader"),
+    (WebsocketWriter, "plugboard.library.websocket_io.WebsocketWriter"),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"), PLUGBOARD_NAMES, ids=[cls.__name__ for cls, _ in PLUGBOARD_NAMES]
+)
+def test_classes_plugboard_has_are_dumped_under_its_registry_names(cls: type, name: str) -> None:
+    assert yaml_type_path(cls) == name

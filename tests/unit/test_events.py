@@ -21,7 +21,7 @@ from prefect_plugboard import (
     ValidationError,
 )
 from prefect_plugboard.connector import ConnectorBuilder
-from prefect_plugboard.events import Event, EventConnectorBuilder, StopEvent
+from prefect_plugboard.events import Event, EventConnectorBuilder, EventHandlers, StopEvent
 from prefect_plugboard.testing import Collector, ListSource, run_in_memory
 from tests.helpers import Clock, Listener, Tick, TickEvent
 
@@ -107,6 +107,44 @@ async def test_a_handler_can_populate_input_fields(tmp_path: Path) -> None:
     await asyncio.wait_for(run_in_memory(process), 5)
     with out.open() as f:
         assert list(csv.reader(f)) == [["n"], ["0"], ["1"], ["2"]]
+
+
+class SquaresOfTicks(Component):
+    """Registers its handler with plugboard's `EventHandlers.add`; steps on what it populates."""
+
+    io = IO(inputs=["n"], input_events=[TickEvent])
+
+    def __init__(self, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self.squares: list[int] = []
+
+    @EventHandlers.add(TickEvent, populates_fields=["n"])
+    async def on_tick(self, event: TickEvent) -> None:
+        self.n = event.data.n
+
+    async def step(self) -> None:
+        self.squares.append(self.n**2)
+
+
+async def test_event_handlers_add_registers_a_handler_as_event_handler_does() -> None:
+    assert EventHandlers.get(SquaresOfTicks, TickEvent) is SquaresOfTicks.on_tick
+    assert SquaresOfTicks.io.event_field_coverage == {"tick": ["n"]}
+    process = LocalProcess(
+        components=[Clock(name="clock", ticks=3), SquaresOfTicks(name="squares")], connectors=[]
+    )
+    await asyncio.wait_for(run_in_memory(process), 5)
+    squares = process.components["squares"]
+    assert isinstance(squares, SquaresOfTicks)
+    assert squares.squares == [0, 1, 4]
+
+    class ByInstance(Component):  # plugboard also takes an event object
+        io = IO(input_events=[TickEvent])
+
+        @EventHandlers.add(TickEvent(source="clock", data=Tick(n=0)))
+        async def on_tick(self, event: TickEvent) -> None: ...
+
+    assert EventHandlers.get(ByInstance, TickEvent) is ByInstance.on_tick
+    assert ByInstance.io.event_field_coverage == {}
 
 
 class PartlyPopulating(FileWriter):
