@@ -365,13 +365,16 @@ def write_tls_files(
     return {variable: str(path) for variable, path in files.items()}
 
 
-def listening_sockets() -> dict[int, list[str]]:
+def listening_sockets(owners: Iterable[int] | None = None) -> dict[int, list[str]]:
     """Every listening TCP socket on this machine: its port and the addresses it is bound to.
 
-    Read from `/proc/net/tcp` and `/proc/net/tcp6` (Linux), which list every process's.
+    Read from `/proc/net/tcp` and `/proc/net/tcp6` (Linux), which list every process's. With
+    `owners`, only the sockets those processes hold open (found by inode in `/proc/<pid>/fd`;
+    a process gone meanwhile holds none).
     """
     import ipaddress
 
+    held = None if owners is None else _socket_inodes(owners)
     found: dict[int, list[str]] = {}
     for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
         try:
@@ -380,8 +383,8 @@ def listening_sockets() -> dict[int, list[str]]:
             continue
         for line in lines:
             fields = line.split()
-            local, state = fields[1], fields[3]
-            if state != "0A":  # LISTEN
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or (held is not None and inode not in held):  # LISTEN
                 continue
             host_hex, port_hex = local.split(":")
             raw = bytes.fromhex(host_hex)
@@ -389,6 +392,40 @@ def listening_sockets() -> dict[int, list[str]]:
             ordered = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
             found.setdefault(int(port_hex, 16), []).append(str(ipaddress.ip_address(ordered)))
     return found
+
+
+def _socket_inodes(pids: Iterable[int]) -> set[str]:
+    inodes = set()
+    for pid in pids:
+        try:
+            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            with contextlib.suppress(OSError):
+                target = os.readlink(descriptor)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def ray_processes(*, alive_only: bool = True) -> dict[int, int]:
+    """This session's Ray driver and worker processes: pid -> the port Ray's own gRPC server
+    listens on in it (bound to every interface by Ray; Ray's token guards it).
+
+    Read from the GCS worker table of the cluster this driver is connected to; with
+    `alive_only=False`, also the processes that have ended (their pids may be reused).
+    """
+    from ray._private import state
+    from ray.core.generated import gcs_pb2
+
+    accessor = state.state._connect_and_get_accessor()
+    processes = {}
+    for raw in accessor.get_worker_table():
+        worker = gcs_pb2.WorkerTableData.FromString(raw)  # type: ignore[attr-defined]
+        if worker.is_alive or not alive_only:
+            processes[worker.pid] = worker.worker_address.port
+    return processes
 
 
 async def registered_streams(names: list[str]) -> tuple[str, dict[str, _t.Any]]:

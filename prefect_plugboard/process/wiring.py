@@ -27,10 +27,19 @@ _S = _t.TypeVar("_S", bound=Sender)
 
 @dataclass(frozen=True)
 class InputPlan:
-    """An input field: how many messages it holds and how many connectors feed it."""
+    """An input field: how many messages it holds and how many connectors feed it.
+
+    Attributes:
+        maxsize: Most messages its inbox holds (`0`: unbounded).
+        senders: How many connectors feed it.
+        max_frame_bytes: The largest `max_frame_bytes` among those connectors, for a
+            transport that sends messages in frames (its receiver takes no larger frame);
+            `None` if none of them has the setting.
+    """
 
     maxsize: int
     senders: int
+    max_frame_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,9 +100,17 @@ def plan_wiring(
     for name, component in components.items():
         inputs = {}
         for input_field in component.io.inputs:
-            sizes = [c.maxsize for c in into[(name, input_field)]]
+            feeding = into[(name, input_field)]
+            sizes = [c.maxsize for c in feeding]
             if sizes:  # an input no connector feeds is populated by an event handler
-                inputs[input_field] = InputPlan(0 if 0 in sizes else max(sizes), len(sizes))
+                frames = [
+                    c.settings()["max_frame_bytes"]
+                    for c in feeding
+                    if "max_frame_bytes" in c.settings()
+                ]
+                inputs[input_field] = InputPlan(
+                    0 if 0 in sizes else max(sizes), len(sizes), max(frames, default=None)
+                )
         outputs = {f: tuple(out[(name, f)]) for f in component.io.outputs if out[(name, f)]}
         events_in = (
             InputPlan(DEFAULT_MAXSIZE, len(routes.feeds(name)))

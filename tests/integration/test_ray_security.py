@@ -42,10 +42,11 @@ from tests.helpers import (
     SlowToArrive,
     listening_sockets,
     ray_leftovers,
+    ray_processes,
     registered_streams,
     until_closed,
 )
-from tests.prefect_api import final_task_runs, wait_for_log
+from tests.prefect_api import final_task_runs, task_run_logs, wait_for_log
 
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_cluster")]
@@ -129,6 +130,34 @@ async def run_to_the_end(
     return after_start, status
 
 
+class ListenerWatch:
+    """Every listening socket the driver and the Ray workers hold while a run goes on.
+
+    It looks every few milliseconds, so it also sees ports that open late or briefly (a
+    receiver whose worker comes up late listens only until its senders are in). Ray's own
+    gRPC server in each of those processes is left out at the end (Ray binds it to every
+    interface; Ray's token guards it, see the README's Security section).
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[int, set[str]] = {}
+        self._watching = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            owners = {os.getpid(), *ray_processes()}
+            for port, hosts in (await asyncio.to_thread(listening_sockets, owners)).items():
+                self.seen.setdefault(port, set()).update(hosts)
+            await asyncio.sleep(0.005)
+
+    async def stop(self) -> dict[int, set[str]]:
+        """Stops looking; returns what the project listened on: port -> addresses."""
+        self._watching.cancel()
+        await asyncio.gather(self._watching, return_exceptions=True)
+        rays = set(ray_processes(alive_only=False).values())
+        return {port: hosts for port, hosts in self.seen.items() if port not in rays}
+
+
 def rows(path: Path) -> list[int]:
     with path.open() as f:
         return [int(row[0]) for row in list(csv.reader(f))[1:]]
@@ -156,9 +185,11 @@ async def test_strangers_at_every_listening_port_run_nothing_and_the_model_compl
             "src.x -> w1.x", "src.x -> w2.x", "src.x -> late.x", kind=RayConnector
         ),
     )
+    watch = ListenerWatch()
     starting = asyncio.ensure_future(process.init())
     try:
         run_id, addresses = await registered_streams(["w1", "w2"])
+        (coordinator,) = driver_coordinator().listening
         listening = listening_sockets()
         secret = driver_coordinator()._secrets[run_id.encode()].secret
         environments = worker_environments()
@@ -172,13 +203,22 @@ async def test_strangers_at_every_listening_port_run_nothing_and_the_model_compl
         )
     finally:
         gate.touch()
+    await starting  # every worker registered its receivers, the late one's included
+    late = await driver_coordinator().rooms.addresses(run_id, ["late"])
     after_start, status = await run_to_the_end(process, starting)
+    projects = await watch.stop()
 
     # The run's secret reached its workers as a task argument only, not in the environment
     # (a runtime_env's variables, which Ray's dashboard shows, end up there).
     assert environments
-    for form in (secret, secret.hex().encode(), base64.b64encode(secret)):
+    secrets = (secret, secret.hex().encode(), base64.b64encode(secret))
+    for form in secrets:
         assert not [name for name, seen in environments.items() if form in seen]
+    # Every socket the driver and the workers listened on during the run (the late worker's
+    # included) was bound to one address, never to every interface.
+    assert {coordinator.port, *(a.port for a in addresses.values())} <= set(projects)
+    assert late is not None and late["late"].host == "127.0.0.1"
+    assert not {port: hosts for port, hosts in projects.items() if hosts & {"0.0.0.0", "::"}}
     # One machine: the workers listened on loopback only, and only until their senders came.
     assert bound == {name: ["127.0.0.1"] for name in addresses}
     assert all(a.host == "127.0.0.1" for a in addresses.values())
@@ -198,6 +238,11 @@ async def test_strangers_at_every_listening_port_run_nothing_and_the_model_compl
         assert f"from {strangers[0]} to component {name!r}: it does not speak" in refusals[0]
         assert f"from {strangers[1]} to component {name!r}: it did not prove" in refusals[1]
         assert all(log.level == 30 for log in logs if log.message in refusals)  # WARNING
+    # Not one task-run log line holds the run's secret, in any of its printable forms.
+    for task_run in runs.values():
+        for log in await task_run_logs(task_run.id):
+            text = log.message.encode()
+            assert not [form for form in (*secrets, repr(secret).encode()) if form in text]
     assert not ray_leftovers()
 
 

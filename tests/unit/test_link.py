@@ -277,6 +277,62 @@ async def test_an_oversized_or_altered_frame_breaks_the_link_and_the_host_counts
     await server.forget(run.run_id)
 
 
+async def test_a_message_over_the_message_limit_breaks_the_link_before_it_piles_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    run = a_run()
+    limit = 3 * LINK_FRAME_BYTES
+    server = CoordinatorServer(message_limit=limit)
+    address = await server.open(run, 2, loopback=True)
+    # Within the limit, a message of several frames arrives whole.
+    host = DriverLink(address, run, 1)
+    assert await host.connect()
+    lines = Lines("a", (LogLine(0.0, logging.INFO, "x" * (2 * LINK_FRAME_BYTES)),))
+    await host.report([lines])
+    assert await reports_of(server, run.run_id, 1) == [lines]
+    with caplog.at_level(logging.WARNING, logger=coordinator_server.__name__):
+        # A proven peer whose message never ends: full frames, each saying more follows.
+        *_, reader, writer, sealer, answer = await claim_as(address, run, "0")
+        assert len(answer) == 32
+        for _ in range(4):
+            writer.write(sealer.seal(b"\x01" + bytes(LINK_FRAME_BYTES - 1)))
+        await until_closed(reader)
+        writer.close()
+    lost = (await reports_of(server, run.run_id, 2))[1]
+    assert lost == HostLost(
+        0,
+        f"its link to the driver broke: a message grew over the limit of {limit:,} bytes"
+        " (its components' final field values and exports, or a burst of reports, are too "
+        "large to send to the driver)",
+    )
+    assert len(caplog.records) == 1 and "host 0 of run run-1" in caplog.records[0].getMessage()
+    await host.close()
+    await server.forget(run.run_id)
+
+
+async def test_strangers_in_their_handshake_are_closed_when_the_port_stops_listening(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    run = a_run()
+    server = CoordinatorServer(handshake_timeout=600)  # closed with the port, not at a deadline
+    address = await server.open(run, 1, loopback=True)
+    with caplog.at_level(logging.WARNING, logger=coordinator_server.__name__):
+        reader, writer = await asyncio.open_connection(address.host, address.port)
+        local = "{}:{}".format(*writer.get_extra_info("sockname")[:2])
+        assert len(await reader.readexactly(GREETING_BYTES)) == GREETING_BYTES
+        host = DriverLink(address, run, 0)
+        assert await host.connect()  # the run's only host is in: the port closes
+        assert server.listening == []
+        assert await until_closed(reader) == b""
+        writer.close()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert f"from {local} to this driver's run coordinator" in warnings[0]
+    assert "the port stopped listening (no run waits for a worker)" in warnings[0]
+    await host.close()
+    await server.forget(run.run_id)
+
+
 # ----- drops ------------------------------------------------------------------------------------
 
 

@@ -63,6 +63,7 @@ async def receiver_for(
     senders: int = 1,
     security: StreamSecurity = RUN,
     handshake_timeout: float = 5.0,
+    frame_limit: int | None = None,
 ) -> tuple[Inbox, StreamReceiver, StreamAddress, Warnings]:
     inbox = Inbox(16, senders, "sink.x")
     warnings = Warnings()
@@ -74,6 +75,7 @@ async def receiver_for(
         name="sink",
         warn=warnings,
         handshake_timeout=handshake_timeout,
+        frame_limits={"x": frame_limit} if frame_limit is not None else None,
     )
     return inbox, receiver, await receiver.start(), warnings
 
@@ -257,15 +259,48 @@ async def test_strangers_holding_every_waiting_slot_cannot_keep_a_sender_of_the_
 
 
 async def test_a_frame_over_the_connectors_limit_fails_the_field_naming_the_connector() -> None:
-    inbox, receiver, address, _ = await receiver_for()
+    inbox, receiver, address, warnings = await receiver_for()
     reader, writer, _, answer = await authenticated(address, RUN, max_frame=1000)
     assert len(answer) == 32
     writer.write(FRAME_HEAD.pack(1001, bytes(16)))  # announces more than the limit
     with pytest.raises(ChannelError, match=r"connector 'src.x..sink.x'.*1,001 bytes.*1,000"):
         await asyncio.wait_for(inbox.get(), 10)
     assert await closed_by_peer(reader)
+    port = writer.get_extra_info("sockname")[1]
     writer.close()
     await receiver.close()
+    assert len(warnings) == 1
+    assert f"from 127.0.0.1:{port} to component 'sink'" in warnings[0]
+    assert "a frame of 1,001 bytes is over the limit of 1,000" in warnings[0]
+
+
+async def test_a_sender_claiming_a_larger_limit_than_the_receivers_cannot_deliver_a_larger_frame(
+    tmp_path: Path,
+) -> None:
+    # The receiver's limit is its own (the connector's max_frame_bytes from the run's wiring),
+    # not what a sender states in its claim.
+    inbox, receiver, address, warnings = await receiver_for(frame_limit=1000)
+    reader, writer, sealer, answer = await authenticated(address, RUN, max_frame=1 << 20)
+    writer.write(sealer.seal(pickle.dumps(["y" * 2000])))
+    assert answer == b""  # refused at the handshake: not answered
+    assert await closed_by_peer(reader)
+    port = writer.get_extra_info("sockname")[1]
+    writer.close()
+    refused = sender_to(address, max_frame=1 << 20)  # the same, through the run's own sender
+    await refused.connected()
+    with pytest.raises(ChannelError, match="refused its handshake 2 times"):
+        await refused.send("y" * 2000)
+
+    await deliver(sender_to(address, max_frame=1000), ["small"])  # within the limit: in
+    assert await drain(inbox) == ["small"]
+    await receiver.close()
+    assert len(warnings) == 3
+    assert f"from 127.0.0.1:{port} to component 'sink'" in warnings[0]
+    assert all(
+        "claims frames of up to 1,048,576 bytes into 'x', over this receiver's limit of 1,000"
+        in warning
+        for warning in warnings
+    )
 
 
 async def test_a_message_over_max_frame_fails_the_sender_naming_the_connector() -> None:
@@ -377,6 +412,23 @@ async def test_the_receiver_stops_listening_once_every_connector_is_in() -> None
     received = asyncio.ensure_future(drain(inbox))
     await asyncio.gather(deliver(first, [1]), deliver(second, [2]))
     assert sorted(await received) == [1, 2]
+    await receiver.close()
+
+
+async def test_strangers_in_their_handshake_are_closed_when_the_receiver_stops_listening() -> None:
+    # A deadline far away: the stranger is closed because the port closes, not at its deadline.
+    inbox, receiver, address, warnings = await receiver_for(handshake_timeout=600)
+    reader, writer = await asyncio.open_connection(address.host, address.port)
+    assert len(await reader.readexactly(GREETING_BYTES)) == GREETING_BYTES  # it is waiting
+    port = writer.get_extra_info("sockname")[1]
+    await deliver(sender_to(address), [1])  # the only connector is in: the port closes
+    assert not receiver.listening
+    assert await closed_by_peer(reader)  # before the receiver itself closes
+    writer.close()
+    assert await drain(inbox) == [1]
+    assert len(warnings) == 1
+    assert f"from 127.0.0.1:{port} to component 'sink'" in warnings[0]
+    assert "the port stopped listening (every connector into it is connected)" in warnings[0]
     await receiver.close()
 
 

@@ -14,7 +14,8 @@ proves both ends hold the secret before a single message is decoded:
    reads a bounded, fixed-layout claim and checks the HMAC with `hmac.compare_digest` before
    it trusts any of it. A receiver serving several runs (the driver's coordinator) picks the
    secret by the run the claim names, as raw bytes; an unknown run is refused like a wrong
-   secret.
+   secret. A stream's receiver also refuses a proven claim of frames larger than it takes
+   (its own limit, from the connector's settings it was given, not the sender's word).
 4. The receiver answers with an HMAC of its own over the same transcript, which the sender
    checks before it sends a message: a sender never talks to an impostor.
 
@@ -178,6 +179,7 @@ async def admit(
     tls: ssl.SSLContext | None,
     *,
     protocol: bytes = STREAM_PROTOCOL,
+    frame_limit: Callable[[Claim], int] | None = None,
 ) -> Session:
     """The receiver's side of the handshake: what the sender claims, once it is proven.
 
@@ -189,9 +191,12 @@ async def admit(
             proof), `None` for a run it does not serve.
         tls: The receiver's TLS context, if the connection uses TLS.
         protocol: Which protocol the receiver speaks (`STREAM_PROTOCOL`, `LINK_PROTOCOL`).
+        frame_limit: The largest frame the receiver takes on a proven claim; a claim of
+            larger frames is refused (before it is answered). `None`: any.
 
     Raises:
-        Refused: The peer is not a sender of this run (the reason says why).
+        Refused: The peer is not a sender of this run, or it claims frames over the
+            receiver's limit (the reason says why).
         asyncio.IncompleteReadError: The peer closed before it completed the handshake.
     """
     greeting = _greeting(protocol, tls is not None)
@@ -220,12 +225,19 @@ async def admit(
     if not hmac.compare_digest(proof, _mac(run, b"sender\0", transcript)):
         msg = "it did not prove it holds this run's key"
         raise Refused(msg)
-    writer.write(_mac(run, b"receiver\0", transcript))
     claimed = Claim(
         connector=names[:first_bytes].decode(errors="replace"),
         field=names[first_bytes:].decode(errors="replace"),
         max_frame=max_frame,
     )
+    limit = frame_limit(claimed) if frame_limit is not None else max_frame
+    if max_frame > limit:
+        msg = (
+            f"it claims frames of up to {max_frame:,} bytes into {claimed.field!r}, over this "
+            f"receiver's limit of {limit:,} (the connector's max_frame_bytes)"
+        )
+        raise Refused(msg)
+    writer.write(_mac(run, b"receiver\0", transcript))
     return Session(
         claimed,
         run,

@@ -13,7 +13,8 @@ open run is in (a later run opens it again, on a new port), closing the connecti
 their handshake (nobody the runs wait for) with it. Whoever reaches it meets the
 stream receivers' door (`gate`): a bounded handshake within a deadline, a bounded number
 waiting at once, one warning naming the peer for each connection refused, and the runs go on.
-After the handshake, frames are bounded (`link.LINK_FRAME_BYTES`) and sealed.
+After the handshake, frames are bounded (`link.LINK_FRAME_BYTES`) and sealed, and so is a
+message made of several (`link.LINK_MESSAGE_BYTES`).
 
 A host's link that drops before the host ended it is reported to its run as `HostLost`; the
 run then counts that host's components crashed (see `run.RayRun`).
@@ -32,7 +33,7 @@ import weakref
 from prefect_plugboard.process.ray.auth import LINK_PROTOCOL, StreamSecurity, admit
 from prefect_plugboard.process.ray.coordinator import Room, RunCoordinator
 from prefect_plugboard.process.ray.gate import HANDSHAKE_TIMEOUT, Gate, peer_of
-from prefect_plugboard.process.ray.link import LinkBroken, MessageFrames
+from prefect_plugboard.process.ray.link import LINK_MESSAGE_BYTES, LinkBroken, MessageFrames
 from prefect_plugboard.process.ray.reports import HostLost
 from prefect_plugboard.process.ray.stream import StreamAddress, disable_nagle
 from prefect_plugboard.process.ray.tls import server_context
@@ -66,9 +67,16 @@ class CoordinatorServer:
 
     Args:
         handshake_timeout: Seconds a new connection has to prove it belongs to a run.
+        message_limit: Most bytes in one message from a host; a larger one drops its link.
     """
 
-    def __init__(self, *, handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        *,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        message_limit: int = LINK_MESSAGE_BYTES,
+    ) -> None:
+        self._message_limit = message_limit
         self.rooms = RunCoordinator()
         self._runs: dict[str, _RunLinks] = {}
         self._secrets: dict[bytes, StreamSecurity] = {}
@@ -80,7 +88,6 @@ class CoordinatorServer:
             belongs_to="one of its runs",
             handshake_timeout=handshake_timeout,
         )
-        self._handshakes: set[asyncio.Task[None]] = set()  # connections not admitted yet
 
     @property
     def listening(self) -> list[StreamAddress]:
@@ -127,8 +134,8 @@ class CoordinatorServer:
                 server.close()  # established links go on; nobody new gets in
                 del self._servers[loopback]
         if not self._servers:
-            for task in self._handshakes:  # strangers' (no run waits for a host any more)
-                task.cancel()
+            # Those still in their handshake are strangers': no run waits for a host any more.
+            self._gate.close_waiting("no run waits for a worker")
             self._gate.summarise()
 
     async def link_ended(self, run_id: str, host: int, timeout: float) -> None:
@@ -161,7 +168,6 @@ class CoordinatorServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = peer_of(writer)
         task = _t.cast(asyncio.Task[None], asyncio.current_task())
-        self._handshakes.add(task)
         disable_nagle(writer)
         links: _RunLinks | None = None
         try:
@@ -186,20 +192,23 @@ class CoordinatorServer:
                 )
                 return
             links.waiting.discard(host)
-            self._handshakes.discard(task)
             links.handlers.add(task)
             ended = links.ended[host] = asyncio.Event()
             links.links[host] = writer
             self._stop_listening()
             try:
-                await self._serve(run_id, host, MessageFrames(reader, writer, session), peer)
+                await self._serve(
+                    run_id,
+                    host,
+                    MessageFrames(reader, writer, session, message_limit=self._message_limit),
+                    peer,
+                )
             finally:
                 links.links.pop(host, None)
                 ended.set()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass  # the link dropped (the host reported nothing more) or the run was forgotten
         finally:
-            self._handshakes.discard(task)
             if links is not None:
                 links.handlers.discard(task)
             writer.close()

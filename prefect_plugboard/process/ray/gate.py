@@ -4,7 +4,9 @@ Shared by every port the project opens on Ray (a component's stream receiver, th
 run coordinator). Against whoever can reach the port: at most `MAX_PENDING_HANDSHAKES`
 connections wait for their handshake at once, each has `HANDSHAKE_TIMEOUT` seconds to complete
 it, and a connection that fails is closed with one warning naming the peer's address; after
-`LOGGED_REFUSALS` of them the rest are counted and reported once, at the end.
+`LOGGED_REFUSALS` of them the rest are counted and reported once, at the end. When the port
+stops listening, the connections still waiting are closed with it (`close_waiting`): nobody
+the run waits for is among them.
 
 When the waiting room is full, a new connection pushes out the one that has waited longest,
 not the newcomer: a peer of the run completes its handshake within a round trip, so strangers
@@ -64,6 +66,7 @@ class Gate:
         self.handshake_timeout = handshake_timeout
         self._waiting: dict[asyncio.Task[_t.Any], dict[str, bool]] = {}  # oldest first
         self.refused = 0
+        self._closing_reason = ""
 
     async def admit(self, peer: str, handshake: Coroutine[_t.Any, _t.Any, _T]) -> _T | None:
         """Runs `handshake` within its deadline; `None` (and a warning) if the peer failed it.
@@ -74,7 +77,7 @@ class Gate:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None, "admit() runs in the connection's own task"
-        state = {"done": False, "expired": False, "pushed_out": False}
+        state = {"done": False, "expired": False, "pushed_out": False, "closed": False}
 
         def expire() -> None:
             if not state["done"]:
@@ -109,6 +112,12 @@ class Gate:
                 self.refuse(
                     peer, f"it did not complete the handshake within {self.handshake_timeout:g} s"
                 )
+            elif state["closed"]:
+                self.refuse(
+                    peer,
+                    f"the port stopped listening ({self._closing_reason}) before it completed "
+                    "the handshake",
+                )
             else:
                 raise
         finally:
@@ -116,6 +125,18 @@ class Gate:
             timer.cancel()
             self._waiting.pop(task, None)
         return None
+
+    def close_waiting(self, reason: str) -> None:
+        """Closes every connection still waiting for its handshake (the port stops listening).
+
+        Each is refused with a warning, as any other; `reason` says why the port closed.
+        """
+        self._closing_reason = reason
+        for task, state in list(self._waiting.items()):
+            if not state["done"]:
+                state["closed"] = True
+                task.cancel()
+        self._waiting.clear()
 
     def refuse(self, peer: str, reason: str) -> None:
         """Warns about a refused connection (one by one up to `LOGGED_REFUSALS`)."""

@@ -298,6 +298,12 @@ class _Slot:
             senders=senders + (plan.events_in.senders if plan.events_in is not None else 0),
             name=self.name,
             warn=lambda text: self.component.logger.warning("%s", text),
+            # Its own limits, from the run's wiring: not what a sender claims.
+            frame_limits={
+                f: p.max_frame_bytes
+                for f, p in plan.inputs.items()
+                if p.max_frame_bytes is not None
+            },
         )
         return await self._receiver.start()
 

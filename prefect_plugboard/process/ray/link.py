@@ -15,10 +15,12 @@ The host keeps a mirror of its run's room (`coordinator.Room`) and waits on it, 
 reads as if it called the room itself. Each message is pickled and sent in sealed frames of at
 most `LINK_FRAME_BYTES` (`FRAME_HEAD`, then a byte saying whether more of the message
 follows, then its piece); nothing is unpickled before every frame of it passed its tag check,
-and a frame over the limit ends the link. An empty frame ends the link cleanly: the host
-sends one once all its reports are out and waits for the driver's before it closes, so the
-driver has read everything a host said before that host's task ends. A link that drops
-without it is lost: the host stops its components, and the driver counts the host gone.
+and a frame over the limit, or a message whose pieces add up to more than
+`LINK_MESSAGE_BYTES`, ends the link (the pieces read so far are dropped). An empty frame ends
+the link cleanly: the host sends one once all its reports are out and waits for the driver's
+before it closes, so the driver has read everything a host said before that host's task
+ends. A link that drops without it is lost: the host stops its components, and the driver
+counts the host gone.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ if _t.TYPE_CHECKING:
 
 __all__ = [
     "LINK_FRAME_BYTES",
+    "LINK_MESSAGE_BYTES",
     "DriverLink",
     "LinkBroken",
     "LinkRefused",
@@ -59,6 +62,10 @@ __all__ = [
 
 LINK_FRAME_BYTES = 1 << 20
 """Most bytes in one frame of a link; a larger message travels in several."""
+LINK_MESSAGE_BYTES = 256 << 20
+"""Most bytes in one message of a link (pickled; 256 MiB): a batch of a worker's reports, with
+the final state of its components. A larger one ends the link: its worker's components end
+`Crashed`, rather than the driver holding whatever a peer keeps sending."""
 END_TIMEOUT = 10.0
 """Seconds a host waits for the driver to acknowledge the end of its link."""
 _CONNECT_ATTEMPTS = 20
@@ -93,6 +100,7 @@ class MessageFrames:
         writer: The connection.
         session: The keys of the handshake.
         frame_limit: Most bytes in one frame's payload, in either direction.
+        message_limit: Most bytes in one message this end receives (its pieces together).
     """
 
     def __init__(
@@ -101,11 +109,13 @@ class MessageFrames:
         writer: asyncio.StreamWriter,
         session: Session,
         frame_limit: int = LINK_FRAME_BYTES,
+        message_limit: int = LINK_MESSAGE_BYTES,
     ) -> None:
         self._reader = reader
         self.writer = writer
         self._session = session
         self._limit = frame_limit
+        self._message_limit = message_limit
 
     def write(self, message: _t.Any) -> None:
         """Queues `message` (pickled, in as many frames as it takes) on the connection."""
@@ -131,16 +141,25 @@ class MessageFrames:
         """The next message: `(True, message)`, or `(False, None)` at the end of the link.
 
         Raises:
-            LinkBroken: A frame was over the limit, failed its tag check, or the message could
-                not be unpickled.
+            LinkBroken: A frame was over the limit, failed its tag check, the message grew
+                over `message_limit`, or it could not be unpickled.
             asyncio.IncompleteReadError: The connection dropped.
         """
         pieces: list[bytes] = []
+        received = 0
         checker = self._session.inbound
         while True:
             length, tag = FRAME_HEAD.unpack(await self._reader.readexactly(FRAME_HEAD.size))
             if length > self._limit:
                 msg = f"a frame of {length:,} bytes is over the limit of {self._limit:,}"
+                raise LinkBroken(msg)
+            received += max(length - 1, 0)  # a piece is the payload after its flag byte
+            if received > self._message_limit:
+                msg = (
+                    f"a message grew over the limit of {self._message_limit:,} bytes (its "
+                    "components' final field values and exports, or a burst of reports, are "
+                    "too large to send to the driver)"
+                )
                 raise LinkBroken(msg)
             payload = await self._reader.readexactly(length) if length else b""
             if not checker.check(tag, payload):

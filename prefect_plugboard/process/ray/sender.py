@@ -127,7 +127,8 @@ class StreamSender:
                         msg = (
                             f"connector {connector!r}: the receiver at {address} refused its "
                             f"handshake {unanswered} times: it does not hold this run's key "
-                            "(an address from another run?)"
+                            "(an address from another run?), or it takes smaller frames than "
+                            "this connector's max_frame_bytes (its component's log says which)"
                         )
                         raise ChannelError(msg) from None
                     await asyncio.sleep(_retry_pause(attempt))

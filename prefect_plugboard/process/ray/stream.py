@@ -14,13 +14,17 @@ Limits against whoever reaches a port (`gate`, shared with the driver's run coor
 connection must complete its handshake within `HANDSHAKE_TIMEOUT`; at most
 `MAX_PENDING_HANDSHAKES` connections wait for theirs at once (a newcomer pushes out the one
 that has waited longest, and a sender of the run pushed out tries again); the handshake reads
-a bounded number of bytes; a frame over the connector's `max_frame_bytes` closes the stream.
+a bounded number of bytes; once every connector is in, the port closes and so do the
+connections still in their handshake (strangers'). Each input has a frame limit of the
+receiver's own (`frame_limits`: the largest `max_frame_bytes` of the connectors into it, from
+the run's wiring): a claim of larger frames is refused at the handshake, and a frame over the
+limit closes the stream, whatever the sender claimed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 import contextlib
 from dataclasses import dataclass
 import logging
@@ -28,6 +32,7 @@ import pickle
 import socket
 
 from prefect_plugboard.connector.channel import Inbox
+from prefect_plugboard.connector.ray_connector import DEFAULT_MAX_FRAME_BYTES
 from prefect_plugboard.exceptions import ChannelError
 from prefect_plugboard.process.ray.auth import (
     FRAME_HEAD,
@@ -82,6 +87,9 @@ class StreamReceiver:
         name: The component, for messages.
         warn: Where a warning about a refused connection goes (the component's log).
         handshake_timeout: Seconds a connection has to complete its handshake.
+        frame_limits: The largest frame (payload bytes) it takes into each field: the
+            largest `max_frame_bytes` of the connectors into it. A field not named here:
+            `DEFAULT_MAX_FRAME_BYTES`.
     """
 
     def __init__(
@@ -94,8 +102,10 @@ class StreamReceiver:
         name: str = "",
         warn: _Warn | None = None,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        frame_limits: Mapping[str, int] | None = None,
     ) -> None:
         self._inboxes = inboxes
+        self._frame_limits = dict(frame_limits or {})
         self._host = host
         self._security = security
         self._tls = server_context() if security.tls else None
@@ -129,7 +139,10 @@ class StreamReceiver:
         self._writers.add(writer)
         disable_nagle(writer)
         try:
-            session = await self._gate.admit(peer, admit(reader, writer, self._security, self._tls))
+            session = await self._gate.admit(
+                peer,
+                admit(reader, writer, self._security, self._tls, frame_limit=self._frame_limit_of),
+            )
             if session is None:
                 return
             claim, checker = session.claim, session.inbound
@@ -142,6 +155,7 @@ class StreamReceiver:
             self._admitted += 1
             if self._admitted >= self._senders and self._server is not None:
                 self._server.close()  # every connector is in: nobody else needs this port
+                self._gate.close_waiting("every connector into it is connected")
             await self._receive(reader, inbox, claim, checker, peer)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             # The sender went away without ending its stream (it failed or was stopped: the
@@ -163,10 +177,16 @@ class StreamReceiver:
         peer: str,
     ) -> None:
         connector, field = claim.connector, claim.field
+        limit = min(claim.max_frame, self._frame_limit_of(claim))
         while True:
             length, tag = FRAME_HEAD.unpack(await reader.readexactly(FRAME_HEAD.size))
-            if length > claim.max_frame:
-                inbox.fail(_too_large(connector, field, length, claim.max_frame))
+            if length > limit:
+                self._warn(
+                    f"Connection from {peer} to component {self._name!r} (connector "
+                    f"{connector!r}): a frame of {length:,} bytes is over the limit of "
+                    f"{limit:,}; it was not read and the stream was closed."
+                )
+                inbox.fail(_too_large(connector, field, length, limit))
                 return
             payload = await reader.readexactly(length) if length else b""
             if not checker.check(tag, payload):
@@ -188,6 +208,9 @@ class StreamReceiver:
             for item in batch:
                 if not inbox.put_nowait(item):
                     await inbox.put(item)
+
+    def _frame_limit_of(self, claim: Claim) -> int:
+        return self._frame_limits.get(claim.field, DEFAULT_MAX_FRAME_BYTES)
 
     async def close(self) -> None:
         """Stops listening and drops every connection (senders then drop their messages)."""
