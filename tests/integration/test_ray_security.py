@@ -133,7 +133,7 @@ async def run_to_the_end(
 class ListenerWatch:
     """Every listening socket the driver and the Ray workers hold while a run goes on.
 
-    It looks every few milliseconds, so it also sees ports that open late or briefly (a
+    It looks every 50 ms, so it also sees ports that open late or briefly (a
     receiver whose worker comes up late listens only until its senders are in). Ray's own
     gRPC server in each of those processes is left out at the end (Ray binds it to every
     interface; Ray's token guards it, see the README's Security section).
@@ -148,7 +148,7 @@ class ListenerWatch:
             owners = {os.getpid(), *ray_processes()}
             for port, hosts in (await asyncio.to_thread(listening_sockets, owners)).items():
                 self.seen.setdefault(port, set()).update(hosts)
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.05)
 
     async def stop(self) -> dict[int, set[str]]:
         """Stops looking; returns what the project listened on: port -> addresses."""
