@@ -529,22 +529,23 @@ async def test_a_sigterm_stops_a_study_run_from_the_command_line_gracefully(
     env["RAY_AUTH_MODE"] = "token"
     command = [str(Path(sys.executable).parent / "prefect-plugboard"), "tune", "study.yaml"]
     command += ["--study-name", "terminated"]
-    cli = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    log = tmp_path / "tune.log"  # a file, not a pipe nobody reads until the end
+    with log.open("wb") as out:
+        cli = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=out)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 90  # before pytest's timeout, to show what it printed
         while not Path(f"{marker}.started").exists():
-            assert cli.poll() is None, cli.communicate()[0].decode()[-3000:]
-            assert time.monotonic() < deadline, "the trials never started"
+            assert cli.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the trials never started\n" + log.read_text()
             await asyncio.sleep(0.2)
         sent = time.monotonic()
         cli.send_signal(signal.SIGTERM)
-        output = (await asyncio.to_thread(cli.communicate, timeout=60))[0].decode()
+        await asyncio.to_thread(cli.wait, timeout=60)
     finally:
         if cli.poll() is None:
             cli.kill()
             cli.wait()
+    output = log.read_text()
     assert time.monotonic() - sent < 10
     assert "stopped: the study received SIGTERM" in output, output[-3000:]
     assert marker.read_text() == "destroyed"  # the components' destroy() ran
@@ -669,18 +670,20 @@ async def test_a_killed_study_resumes_from_its_storage(
     marker = tmp_path / "dial"
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "RAY_ADDRESS": ray_address}
     env["RAY_AUTH_MODE"] = "token"
-    study = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_STUDY, storage, str(marker)],
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = tmp_path / "study.log"  # a file, not a pipe nobody reads
+    with log.open("wb") as out:
+        study = subprocess.Popen(
+            [sys.executable, "-c", _KILLED_STUDY, storage, str(marker)],
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 90  # before pytest's timeout, to show what it printed
         while not list(tmp_path.glob("dial.*.started")):
-            assert study.poll() is None, study.communicate()[0].decode()[-3000:]
-            assert time.monotonic() < deadline, "the third trial never started"
+            assert study.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the third trial never started\n" + log.read_text()
             await asyncio.sleep(0.2)
     finally:
         study.kill()  # no clean-up: its trials are left running in the storage
