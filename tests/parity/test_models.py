@@ -93,9 +93,9 @@ async def test_hello_world_with_component_functions(kind: str) -> None:
     assert run.state is not None and run.state.is_completed()
 
 
-async def test_branching_and_parameters() -> None:
+async def test_branching_and_parameters(kind: str) -> None:
     process = build(
-        "local",
+        kind,
         [
             Random(name="random", iters=5, seed=3),
             Offset(name="offset", offset=10),
