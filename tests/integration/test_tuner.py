@@ -258,12 +258,49 @@ async def test_the_tutorial_study_finds_the_highest_launch(process_type: str) ->
     assert 0.9 * optimum <= best.metrics["component.max-height.field.max_y"] <= optimum
 
 
+class ReservationWatch:
+    """The placement groups of the session's Ray while a study runs: the bundles they
+    reserved, and how many were held at once."""
+
+    def __init__(self) -> None:
+        self.bundles: set[tuple[tuple[tuple[str, float], ...], ...]] = set()
+        self.most_at_once = 0
+        self._watching = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        import ray
+
+        while True:
+            held = [
+                group
+                for group in ray.util.placement_group_table().values()
+                if group["state"] == "CREATED"
+            ]
+            self.most_at_once = max(self.most_at_once, len(held))
+            for group in held:
+                self.bundles.add(
+                    tuple(tuple(sorted(bundle.items())) for bundle in group["bundles"].values())
+                )
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> ReservationWatch:
+        self._watching.cancel()
+        await asyncio.gather(self._watching, return_exceptions=True)
+        return self
+
+
 async def test_trials_are_child_flow_runs_of_the_study_with_a_table_of_trials(
     tmp_path: Path,
 ) -> None:
     tuner = dial_tuner(4, concurrent=2, study_name="dials")
-    best = await tuner.arun(dial_model(tmp_path / "dial", hold=0.5, meet=2))
+    reservations = ReservationWatch()
+    best = await tuner.arun(dial_model(tmp_path / "dial", hold=0.5, meet=2, cpu=0.25))
+    reserved = await reservations.stop()
     assert isinstance(best, TrialResult)
+    # Each trial reserved its model whole: one placement group, one bundle holding the sum of
+    # its two components' Resource (0.25 CPU each); two trials held theirs at once.
+    assert reserved.most_at_once == 2
+    assert reserved.bundles == {((("CPU", 0.5),),)}  # each group: one bundle, its sum
 
     study = await final_flow_run(study_run(tuner))
     assert study.name == "dials" and "study:dials" in study.tags
