@@ -13,9 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# Prefect's temporary API server (none is configured on a fresh machine) gets 90 s to start
+# instead of 20: its first start migrates a new database, slow on a small, busy machine.
 run: $(STAMP)
 	@mkdir -p .runs
 	cd .runs && PREFECT_SERVER_ANALYTICS_ENABLED=$${PREFECT_SERVER_ANALYTICS_ENABLED:-false} \
+		PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=$${PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:-90} \
 		../$(BIN)/python ../examples/running_in_parallel/hello_ray.py ray 20
 
 lint: $(STAMP)

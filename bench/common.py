@@ -14,6 +14,9 @@ import typing as _t
 # No telemetry from a machine without a network: set before any script imports Prefect (its
 # temporary server would otherwise write a telemetry row, and trip on a locked SQLite file).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect's temporary server migrates a new database at its first start (each benchmark gives
+# it a fresh home): 20 s, its default, is too short beside a starting Ray on 2 busy cores.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 PEER_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "peer"
