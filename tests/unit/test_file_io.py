@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import csv
 import datetime as dt
 from decimal import Decimal
@@ -63,8 +64,14 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"memory://plugboard-tests/{uuid.uuid4().hex}"
 
 
-def _copy_model(source: str, target: str, chunk_size: int | None) -> LocalProcess:
-    fields = ["x", "y", "z"]
+def _copy_model(
+    source: str | Path,
+    target: str | Path,
+    chunk_size: int | None,
+    fields: Sequence[str] = ("x", "y", "z"),
+) -> LocalProcess:
+    """A `FileReader` of `fields` from `source` into a `FileWriter` to `target`."""
+    fields = list(fields)
     return LocalProcess(
         components=[
             FileReader(name="read", path=source, field_names=fields, chunk_size=chunk_size),
@@ -108,13 +115,7 @@ async def test_a_parquet_round_trip_keeps_every_column_type(tmp_path: Path) -> N
     source, target = tmp_path / "in.parquet", tmp_path / "out.parquet"
     pq.write_table(table, source)
     fields = table.column_names
-    process = LocalProcess(
-        components=[
-            FileReader(name="read", path=source, field_names=fields, chunk_size=2),
-            FileWriter(name="save", path=target, field_names=fields, chunk_size=2),
-        ],
-        connectors=wire("read", "save", fields),
-    )
+    process = _copy_model(source, target, 2, fields)
     await run_in_memory(process)
     copied = pq.read_table(target)
     assert copied.schema == table.schema
@@ -153,13 +154,7 @@ async def test_a_parquet_round_trip_keeps_a_nullable_column_type(
     table = pa.table({column: TYPED_COLUMNS[column]})
     source, target = tmp_path / "in.parquet", tmp_path / "out.parquet"
     pq.write_table(table, source)
-    process = LocalProcess(
-        components=[
-            FileReader(name="read", path=source, field_names=[column], chunk_size=chunk_size),
-            FileWriter(name="save", path=target, field_names=[column], chunk_size=chunk_size),
-        ],
-        connectors=wire("read", "save", [column]),
-    )
+    process = _copy_model(source, target, chunk_size, [column])
     await run_in_memory(process)
     copied = pq.read_table(target)
     # as read from the source file: Parquet names a list's items "element", as pyarrow reads
@@ -176,13 +171,7 @@ async def test_a_column_whose_first_chunk_is_all_missing_is_typed_by_a_later_chu
     source, target = str(tmp_path / f"in{fmt}"), str(tmp_path / f"out{fmt}")
     _write(table, source)
     fields = ["a", "b"]
-    process = LocalProcess(
-        components=[
-            FileReader(name="read", path=source, field_names=fields, chunk_size=2),
-            FileWriter(name="save", path=target, field_names=fields, chunk_size=2),
-        ],
-        connectors=wire("read", "save", fields),
-    )
+    process = _copy_model(source, target, 2, fields)
     await run_in_memory(process)
     copied = _read(target)
     assert copied.equals(table)
