@@ -23,7 +23,7 @@ from prefect_plugboard._suggestions import did_you_mean
 from prefect_plugboard.builder.model import Model, Report, display_location
 from prefect_plugboard.builder.type_paths import STAND_INS, TypeNotFound, resolve_type
 from prefect_plugboard.builder.yaml_source import Location
-from prefect_plugboard.component.component import Component
+from prefect_plugboard.component.component import Component, warn_unused_plugboard_args
 from prefect_plugboard.connector.connector import Connector, ConnectorBuilder
 from prefect_plugboard.exceptions import Issue, ValidationError
 from prefect_plugboard.process.process import Process
@@ -222,11 +222,8 @@ def _component_kwargs(args: _t.Any) -> dict[str, _t.Any]:
     for field in ("initial_values", "parameters", "resources"):
         if field in args.model_fields_set:
             kwargs[field] = getattr(args, field)
-    if args.constraints:
-        _logger.warning(
-            "Component %r: `constraints` are accepted for plugboard compatibility and not used",
-            args.name,
-        )
+    # Not passed on (a constructor of the user's need not take it): said here instead.
+    warn_unused_plugboard_args(args.name, constraints=args.constraints)
     return kwargs
 
 

@@ -200,7 +200,7 @@ class Component:
             self.resources = Resource.model_validate(resources)
         self._run_logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None
         self._run_stats = RunStats()
-        _warn_unused_plugboard_args(name, constraints=constraints, state=state)
+        warn_unused_plugboard_args(name, constraints=constraints, state=state)
         self._declare_fields((*self.io.inputs, *self.io.outputs))
         hand.install(self)
         self._base_initialised = True
@@ -346,7 +346,7 @@ _UNUSED_PLUGBOARD_ARGS = {
 }
 
 
-def _warn_unused_plugboard_args(name: str, **given: _t.Any) -> None:
+def warn_unused_plugboard_args(name: str, **given: _t.Any) -> None:
     """Logs a warning for each plugboard argument given that has no use here."""
     for key, value in given.items():
         if value is not None and value != {}:
