@@ -57,6 +57,7 @@ from tests.prefect_api import (
     read_artifacts,
     read_flow_run,
     read_task_runs,
+    settled_task_runs,
 )
 
 
@@ -317,7 +318,7 @@ async def test_trials_are_child_flow_runs_of_the_study_with_a_table_of_trials(
         n = int(run.name.rsplit("-", 1)[1])
         assert set(run.tags) >= {"study:dials", f"trial:{n}"}
         assert run.state is not None and run.state.is_completed(), run.state
-        components = await read_task_runs(run.id)
+        components = await settled_task_runs(run.id, 2)  # recorded from events, a little later
         assert sorted(t.name for t in components) == ["dial", "gauge"]
         assert all(t.state is not None and t.state.is_completed() for t in components)
     assert most_at_once(children) == 2  # trials side by side, never more than max_concurrent
@@ -369,7 +370,7 @@ async def test_a_constraint_breach_completes_its_trial_with_the_worst_or_given_s
     assert run.state is not None and run.state.is_completed()
     assert "constraint breached: " in (run.state.message or "")
     assert "reading 0.8 above 0.6" in (run.state.message or "")
-    gauge = {t.name: t for t in await read_task_runs(run.id)}["gauge"]
+    gauge = {t.name: t for t in await settled_task_runs(run.id, 2)}["gauge"]
     assert gauge.state is not None and gauge.state.is_failed()  # where the breach was found
 
 
@@ -596,7 +597,7 @@ async def test_a_sigterm_stops_a_study_run_from_the_command_line_gracefully(
     trials = await child_flow_runs(study.id)
     assert trials and all(r.state is not None and r.state.is_cancelled() for r in trials)
     for trial in trials:
-        runs = await read_task_runs(trial.id)
+        runs = await read_task_runs(trial.id)  # none for a trial stopped before its components
         assert all(r.state is not None and r.state.is_cancelled() for r in runs)
 
 
