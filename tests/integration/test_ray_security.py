@@ -133,10 +133,10 @@ async def run_to_the_end(
 class ListenerWatch:
     """Every listening socket the driver and the Ray workers hold while a run goes on.
 
-    It looks every 50 ms, so it also sees ports that open late or briefly (a
-    receiver whose worker comes up late listens only until its senders are in). Ray's own
-    gRPC server in each of those processes is left out at the end (Ray binds it to every
-    interface; Ray's token guards it, see the README's Security section).
+    It looks every 50 ms, so it also sees ports that open late (a receiver whose worker comes
+    up late), though one open for less may slip by (such a receiver listens only until its
+    senders are in). Ray's own gRPC server in each of those processes is left out at the end
+    (Ray binds it to every interface; Ray's token guards it, see the README's Security section).
     """
 
     def __init__(self) -> None:
