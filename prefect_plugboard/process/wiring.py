@@ -103,11 +103,8 @@ def plan_wiring(
             feeding = into[(name, input_field)]
             sizes = [c.maxsize for c in feeding]
             if sizes:  # an input no connector feeds is populated by an event handler
-                frames = [
-                    c.settings()["max_frame_bytes"]
-                    for c in feeding
-                    if "max_frame_bytes" in c.settings()
-                ]
+                settings = [c.settings() for c in feeding]
+                frames = [s["max_frame_bytes"] for s in settings if "max_frame_bytes" in s]
                 inputs[input_field] = InputPlan(
                     0 if 0 in sizes else max(sizes), len(sizes), max(frames, default=None)
                 )

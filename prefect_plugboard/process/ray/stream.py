@@ -177,7 +177,7 @@ class StreamReceiver:
         peer: str,
     ) -> None:
         connector, field = claim.connector, claim.field
-        limit = min(claim.max_frame, self._frame_limit_of(claim))
+        limit = claim.max_frame  # at most the receiver's own: `admit` refused a larger claim
         while True:
             length, tag = FRAME_HEAD.unpack(await reader.readexactly(FRAME_HEAD.size))
             if length > limit:
