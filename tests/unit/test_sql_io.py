@@ -39,6 +39,17 @@ async def _failure(process: LocalProcess) -> str:
     return error_text(info.value)
 
 
+def _one_row_into(url: str, table: str) -> LocalProcess:
+    """A model writing one row of `x` into `table` at `url`."""
+    return LocalProcess(
+        components=[
+            ListSource(name="src", items=[1]),
+            SQLWriter(name="save", connection_string=url, table=table, field_names=["x"]),
+        ],
+        connectors=wire("src", "save", ["x"]),
+    )
+
+
 @pytest.mark.parametrize("chunk_size", [None, 1, 5])
 @pytest.mark.parametrize("driver", ["async", "sync"])
 async def test_rows_of_a_query_with_parameters_are_copied_to_a_new_table(
@@ -180,13 +191,7 @@ async def test_a_field_without_any_value_gets_a_text_column_when_the_writer_ends
 
 async def test_a_table_without_the_fields_columns_is_refused(sqlite_file: Path) -> None:
     url = f"sqlite:///{sqlite_file}"
-    process = LocalProcess(
-        components=[
-            ListSource(name="src", items=[1]),
-            SQLWriter(name="save", connection_string=url, table="items", field_names=["x"]),
-        ],
-        connectors=wire("src", "save", ["x"]),
-    )
+    process = _one_row_into(url, "items")
     text_ = await _failure(process)
     assert "SQLWriter 'save'" in text_ and "table 'items'" in text_ and str(sqlite_file) in text_
     assert "no column(s) ['x']" in text_ and "['num', 'label', 'score']" in text_
@@ -220,13 +225,7 @@ async def test_a_database_that_cannot_be_reached_fails_without_showing_the_passw
 
 async def test_a_writer_whose_database_cannot_be_reached_fails_before_the_run() -> None:
     url = f"postgresql://analyst:s3cret@127.0.0.1:{free_port()}/warehouse"
-    process = LocalProcess(
-        components=[
-            ListSource(name="src", items=[1]),
-            SQLWriter(name="save", connection_string=url, table="t", field_names=["x"]),
-        ],
-        connectors=wire("src", "save", ["x"]),
-    )
+    process = _one_row_into(url, "t")
     text_ = await _failure(process)
     assert "SQLWriter 'save': cannot connect to postgresql+asyncpg://analyst:***@127.0.0.1" in text_
     assert "s3cret" not in text_
