@@ -113,7 +113,13 @@ def start_server(home: Path) -> tuple[int, str]:
         shutil.copyfile(DATABASE_TEMPLATE, database)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_ADDRESS"))}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    # Retryable errors (SQLite busy, sent as 503) are logged, so a test that runs out of the
+    # client's retries leaves the cause in server.log.
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_LOG_RETRYABLE_ERRORS="true",
+    )
     with (home / "server.log").open("wb") as log:
         process = subprocess.Popen(
             [str(_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
