@@ -173,7 +173,7 @@ def postgres_url() -> Iterator[str]:
 
     Skips, saying why, where the server programs are missing or the server cannot start.
     """
-    from tests.helpers import postgres_server
+    from tests.postgres import postgres_server
 
     server = postgres_server()
     try:

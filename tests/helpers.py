@@ -1,21 +1,18 @@
 """Helpers shared by the tests: connectors, ports, components, events, Ray checks, errors,
-PostgreSQL, TLS files and the seed."""
+TLS files and the seed."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 import contextlib
 import importlib.util
 import math
 import os
 from pathlib import Path
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from types import ModuleType
 import typing as _t
@@ -175,94 +172,6 @@ def error_text(exc: BaseException) -> str:
         lines.append(f"{type(current).__name__}: {current}")
         current = current.__cause__ or current.__context__
     return "\n".join(lines)
-
-
-PG_BIN_DIRS = [
-    Path("/usr/lib/postgresql/15/bin"),
-    *sorted(Path("/usr/lib/postgresql").glob("*/bin")),
-]
-
-
-def postgres_binaries() -> Path | None:
-    """The folder of PostgreSQL's server programs (`initdb`, `postgres`), if installed."""
-    for folder in PG_BIN_DIRS:
-        if (folder / "initdb").exists() and (folder / "postgres").exists():
-            return folder
-    return None
-
-
-@contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
-    """Starts a throwaway PostgreSQL server on a free loopback port; yields its URL.
-
-    The server runs as the unprivileged `postgres` user (initdb refuses root) in a temporary
-    folder, and is stopped by its PID when the block ends.
-
-    Raises:
-        RuntimeError: The server could not be started (the reason is in the message).
-    """
-    binaries = postgres_binaries()
-    if binaries is None:
-        msg = "PostgreSQL's server programs are not installed (Debian package `postgresql`)"
-        raise RuntimeError(msg)
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        runuser = shutil.which("runuser")
-        try:
-            import pwd
-
-            pwd.getpwnam("postgres")
-        except KeyError:
-            runuser = None
-        if runuser is None:
-            msg = "running as root without a `postgres` user and `runuser` to run the server as"
-            raise RuntimeError(msg)
-        run_as = [runuser, "-u", "postgres", "--"]
-    folder = Path(tempfile.mkdtemp(prefix="plugboard-pg-"))
-    data, sockets = folder / "data", folder / "sockets"
-    sockets.mkdir()
-    if run_as:
-        shutil.chown(folder, "postgres")
-        shutil.chown(sockets, "postgres")
-    port = free_port()
-    postmaster: int | None = None
-    try:
-        subprocess.run(
-            [*run_as, str(binaries / "initdb"), "-D", str(data), "-U", "postgres",
-             "--auth=trust", "--no-sync", "-E", "UTF8"],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
-        subprocess.run(
-            [*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"),
-             "-w", "-t", "60", "-o",
-             f"-p {port} -h 127.0.0.1 -k {sockets} -c fsync=off -c full_page_writes=off",
-             "start"],
-            check=True, capture_output=True, timeout=90,
-        )  # fmt: skip
-        postmaster = int((data / "postmaster.pid").read_text().splitlines()[0])
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    except subprocess.CalledProcessError as exc:
-        msg = f"PostgreSQL did not start: {exc.stderr.decode(errors='replace').strip()}"
-        raise RuntimeError(msg) from None
-    finally:
-        if postmaster is not None:
-            _stop(postmaster)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _stop(pid: int, timeout: float = 30.0) -> None:
-    """Stops the server by its PID (a fast shutdown), waiting for it to go."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGINT)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
 
 
 class _HasStatus(_t.Protocol):

@@ -5,6 +5,9 @@ A Prefect server takes about 17 s of CPU to start (8 s from a database already m
 the API: the first worker to ask starts it and notes its PID and URL in the run's folder
 (under a lock), the others read them. The process that made the folder (the xdist
 controller, or pytest itself without workers) stops the server by its PID when the run ends.
+
+Its database is PostgreSQL where the machine has it (`tests/postgres.py` says why), started
+the same way and stopped after the server; SQLite, Prefect's default, where it has not.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ import tempfile
 import time
 import urllib.request
 
+from tests.postgres import PostgresServer, keep_as_template, start_postgres, stop_postgres
+
 
 __all__ = [
     "DATABASE_TEMPLATE",
+    "POSTGRES_TEMPLATE",
     "RUN_FOLDER",
     "make_run_folder",
     "remove_run_folder",
@@ -44,6 +50,9 @@ DATABASE_TEMPLATE = Path(sys.prefix) / f"prefect-test-database-{version('prefect
 """A Prefect database as a new server leaves it once healthy, kept in the venv: a new
 database first runs every migration (about 9 s of the 17 s a start takes here), so each
 test run after the venv's first starts its server from a copy."""
+POSTGRES_TEMPLATE = Path(sys.prefix) / f"prefect-test-postgres-{version('prefect')}"
+"""The same for PostgreSQL: a copy of the data directory of a server whose Prefect database
+is migrated (about 16 s on PostgreSQL)."""
 
 
 def make_run_folder() -> bool:
@@ -59,7 +68,10 @@ def remove_run_folder() -> None:
     folder = Path(os.environ.pop(RUN_FOLDER))
     noted = folder / _SERVER
     if noted.exists():
-        stop_group(json.loads(noted.read_text())["pid"])
+        server = json.loads(noted.read_text())
+        stop_group(server["pid"])
+        if server.get("postgres"):
+            stop_postgres(server["postgres"]["pid"], Path(server["postgres"]["folder"]))
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -73,9 +85,30 @@ def shared_api() -> str:
             return str(json.loads(noted.read_text())["url"])
         home = folder / "prefect-home"
         home.mkdir()
-        pid, url = start_server(home)
-        noted.write_text(json.dumps({"pid": pid, "url": url}))
-        return url
+        database = _start_database(home)
+        try:
+            pid, url = start_server(home, database.url if database else None)
+        except BaseException:
+            if database is not None:
+                stop_postgres(database.pid, database.folder)
+            raise
+        postgres = database and {"pid": database.pid, "folder": str(database.folder)}
+        noted.write_text(json.dumps({"pid": pid, "url": url, "postgres": postgres}))
+    if database is not None:  # after the lock: the other workers need not wait for it
+        try:
+            keep_as_template(database, POSTGRES_TEMPLATE)
+        except (OSError, subprocess.SubprocessError) as exc:
+            (home / "database.txt").write_text(f"no template kept: {exc}\n")
+    return url
+
+
+def _start_database(home: Path) -> PostgresServer | None:
+    """A PostgreSQL server for the shared Prefect server, or `None` (it then uses SQLite)."""
+    try:
+        return start_postgres(POSTGRES_TEMPLATE)
+    except RuntimeError as exc:
+        (home / "database.txt").write_text(f"SQLite, as PostgreSQL cannot start: {exc}\n")
+        return None
 
 
 @contextlib.contextmanager
@@ -97,29 +130,36 @@ def taking_turns(*, alone: bool) -> Iterator[None]:
         yield
 
 
-def start_server(home: Path) -> tuple[int, str]:
+def start_server(home: Path, database_url: str | None = None) -> tuple[int, str]:
     """`prefect server start` in a session of its own on a free loopback port, once healthy.
 
-    Its database starts as a copy of `DATABASE_TEMPLATE` when there is one, and is the
-    template when there is not yet.
+    Args:
+        home: Its `PREFECT_HOME`.
+        database_url: A PostgreSQL database (`postgresql://...`) it keeps its data in. Without
+            one, its SQLite database starts as a copy of `DATABASE_TEMPLATE` when there is
+            one, and is the template when there is not yet.
 
     Returns:
         Its PID (the session's) and its API URL.
     """
     from tests.helpers import free_port
 
-    database = home / "prefect.db"  # where a server whose PREFECT_HOME is `home` keeps it
-    if DATABASE_TEMPLATE.exists():
-        shutil.copyfile(DATABASE_TEMPLATE, database)
+    sqlite = home / "prefect.db"  # where a server whose PREFECT_HOME is `home` keeps it
+    if database_url is None and DATABASE_TEMPLATE.exists():
+        shutil.copyfile(DATABASE_TEMPLATE, sqlite)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_ADDRESS"))}
-    # Retryable errors (SQLite busy, sent as 503) are logged, so a test that runs out of the
-    # client's retries leaves the cause in server.log.
+    # Retryable errors (a busy database, sent as 503) are logged, so a test that runs out of
+    # the client's retries leaves the cause in server.log.
     env.update(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_SERVER_LOG_RETRYABLE_ERRORS="true",
     )
+    if database_url is not None:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url.replace(
+            "postgresql://", "postgresql+asyncpg://", 1
+        )
     with (home / "server.log").open("wb") as log:
         process = subprocess.Popen(
             [str(_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
@@ -134,8 +174,8 @@ def start_server(home: Path) -> tuple[int, str]:
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.read() == b"true":
-                    if not DATABASE_TEMPLATE.exists():
-                        _keep_as_template(database)
+                    if database_url is None and not DATABASE_TEMPLATE.exists():
+                        _keep_as_template(sqlite)
                     return process.pid, url
         except OSError:
             pass
