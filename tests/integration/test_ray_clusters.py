@@ -186,3 +186,4 @@ def test_streams_use_tls_with_rays_certificates_when_ray_does(
     assert result["worker_prefect_modules"] == []
     assert result["worker_prefect_settings"] == []
     assert result["disconnected_after"]
+    assert result["autoscaler_monitors"] == []  # a local Ray has nothing to autoscale

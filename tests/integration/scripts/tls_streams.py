@@ -5,10 +5,12 @@ variables (and Prefect's settings, which the Ray the process starts must not pas
 workers); DIR receives the gate file and holds `other-*` files, a certificate of another CA.
 While the sink listens (its peer `late` comes up only when the gate opens), strangers knock:
 one in plain text, one with a certificate of another CA, one with the cluster's certificate
-but not the run's secret. The sink, on a fresh worker, notes what it holds of Prefect.
+but not the run's secret. The sink, on a fresh worker, notes what it holds of Prefect. Once
+the process is initialised, it notes the autoscaler monitors running (a local Ray has none).
 """
 
 import asyncio
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -87,6 +89,7 @@ async def main(directory: Path) -> dict[str, _t.Any]:
     finally:
         gate.touch()
     await starting
+    monitors = ray_processes_running("autoscaler/_private/monitor.py")
     await process.run()
     await process.destroy()
     probe = process.components["sink"]
@@ -98,7 +101,20 @@ async def main(directory: Path) -> dict[str, _t.Any]:
         "worker_prefect_modules": probe.prefect_modules,
         "worker_prefect_settings": probe.prefect_settings,
         "disconnected_after": not ray.is_initialized(),
+        "autoscaler_monitors": monitors,
     }
+
+
+def ray_processes_running(script: str) -> list[int]:
+    """The PIDs of this process's descendants running `script` (Ray ships psutil)."""
+    from ray.thirdparty_files import psutil
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any(script in part for part in child.cmdline()):
+                found.append(child.pid)
+    return found
 
 
 if __name__ == "__main__":
