@@ -9,6 +9,10 @@ import os
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# The websockets library's back-off (read when it is imported): a reconnect test waits for
+# its pauses, here at most 0.5 s for the first and 0.3 s growing for the next, not 5 and 3.1 s.
+os.environ.setdefault("WEBSOCKETS_BACKOFF_INITIAL_DELAY", "0.5")
+os.environ.setdefault("WEBSOCKETS_BACKOFF_MIN_DELAY", "0.3")
 
 from collections.abc import Iterator
 import signal

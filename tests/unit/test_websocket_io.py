@@ -191,7 +191,6 @@ async def test_a_server_that_cannot_be_reached_fails_naming_the_component_and_ur
 # ----- a server down for a while: back-off, then the connection is made again -----------------
 
 
-@pytest.mark.slow  # waits for the websockets library's back-off pauses (up to ~8 s)
 async def test_a_reader_waits_for_a_server_that_is_down_and_reads_on() -> None:
     port = free_port()
     first_served = asyncio.Event()
@@ -246,7 +245,6 @@ class GatedSource(Component):
         self._index += 1
 
 
-@pytest.mark.slow  # waits for the websockets library's back-off pauses (up to ~8 s)
 async def test_a_writer_waits_for_a_server_that_is_down_and_sends_on() -> None:
     port = free_port()
     before: list[str] = []
