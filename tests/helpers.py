@@ -337,6 +337,30 @@ def ray_processes(*, alive_only: bool = True) -> dict[int, int]:
     return processes
 
 
+class Watch:
+    """Looks at something every `interval` seconds, on the event loop, from its creation until
+    `halt()`: what a test checks while a run goes on (subclasses say what `look` notes)."""
+
+    interval = 0.05
+
+    def __init__(self) -> None:
+        self._watching = asyncio.ensure_future(self._watch())
+
+    async def look(self) -> None:
+        """Notes what is there now."""
+        raise NotImplementedError
+
+    async def halt(self) -> None:
+        """Stops looking."""
+        self._watching.cancel()
+        await asyncio.gather(self._watching, return_exceptions=True)
+
+    async def _watch(self) -> None:
+        while True:
+            await self.look()
+            await asyncio.sleep(self.interval)
+
+
 async def registered_streams(names: list[str]) -> tuple[str, dict[str, _t.Any]]:
     """The running run's id and where `names` receive, once their workers registered them.
 

@@ -40,6 +40,7 @@ from prefect_plugboard.testing import Collector, ListSource
 from tests import helpers
 from tests.helpers import (
     SlowToArrive,
+    Watch,
     listening_sockets,
     ray_leftovers,
     ray_processes,
@@ -130,7 +131,7 @@ async def run_to_the_end(
     return after_start, status
 
 
-class ListenerWatch:
+class ListenerWatch(Watch):
     """Every listening socket the driver and the Ray workers hold while a run goes on.
 
     It looks every 50 ms, so it also sees ports that open late (a receiver whose worker comes
@@ -141,19 +142,16 @@ class ListenerWatch:
 
     def __init__(self) -> None:
         self.seen: dict[int, set[str]] = {}
-        self._watching = asyncio.ensure_future(self._watch())
+        super().__init__()
 
-    async def _watch(self) -> None:
-        while True:
-            owners = {os.getpid(), *ray_processes()}
-            for port, hosts in (await asyncio.to_thread(listening_sockets, owners)).items():
-                self.seen.setdefault(port, set()).update(hosts)
-            await asyncio.sleep(0.05)
+    async def look(self) -> None:
+        owners = {os.getpid(), *ray_processes()}
+        for port, hosts in (await asyncio.to_thread(listening_sockets, owners)).items():
+            self.seen.setdefault(port, set()).update(hosts)
 
     async def stop(self) -> dict[int, set[str]]:
         """Stops looking; returns what the project listened on: port -> addresses."""
-        self._watching.cancel()
-        await asyncio.gather(self._watching, return_exceptions=True)
+        await self.halt()
         rays = set(ray_processes(alive_only=False).values())
         return {port: hosts for port, hosts in self.seen.items() if port not in rays}
 

@@ -49,7 +49,7 @@ from prefect_plugboard.tune import (
 )
 from prefect_plugboard.tune.artifact import BEST
 from tests import helpers
-from tests.helpers import ray_leftovers
+from tests.helpers import Watch, ray_leftovers
 from tests.prefect_api import (
     child_flow_runs,
     eventually,
@@ -259,34 +259,31 @@ async def test_the_tutorial_study_finds_the_highest_launch(process_type: str) ->
     assert 0.9 * optimum <= best.metrics["component.max-height.field.max_y"] <= optimum
 
 
-class ReservationWatch:
+class ReservationWatch(Watch):
     """The placement groups of the session's Ray while a study runs: the bundles they
     reserved, and how many were held at once."""
 
     def __init__(self) -> None:
         self.bundles: set[tuple[tuple[tuple[str, float], ...], ...]] = set()
         self.most_at_once = 0
-        self._watching = asyncio.ensure_future(self._watch())
+        super().__init__()
 
-    async def _watch(self) -> None:
+    async def look(self) -> None:
         import ray
 
-        while True:
-            held = [
-                group
-                for group in ray.util.placement_group_table().values()
-                if group["state"] == "CREATED"
-            ]
-            self.most_at_once = max(self.most_at_once, len(held))
-            for group in held:
-                self.bundles.add(
-                    tuple(tuple(sorted(bundle.items())) for bundle in group["bundles"].values())
-                )
-            await asyncio.sleep(0.05)
+        held = [
+            group
+            for group in ray.util.placement_group_table().values()
+            if group["state"] == "CREATED"
+        ]
+        self.most_at_once = max(self.most_at_once, len(held))
+        for group in held:
+            self.bundles.add(
+                tuple(tuple(sorted(bundle.items())) for bundle in group["bundles"].values())
+            )
 
     async def stop(self) -> ReservationWatch:
-        self._watching.cancel()
-        await asyncio.gather(self._watching, return_exceptions=True)
+        await self.halt()
         return self
 
 
