@@ -38,10 +38,12 @@ TEST_WORKERS ?= 2
 test: lint typecheck
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
-# The edit-test loop: ruff and every test that starts neither Ray nor a process of its own.
+# The edit-test loop: ruff and the unit tests (no Prefect API, no Ray, no process of their
+# own: about 25 s). `pytest -n 2 -m "not ray and not slow"` adds the Prefect API's tests
+# that start neither Ray nor a process (about a minute, 10 s of it the server's start).
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n 2 -m "not ray and not slow"
+	$(BIN)/pytest -q -n 2 -m "not ray and not slow" tests/unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/chain.py
