@@ -20,6 +20,8 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from tests.processes import stop_group
+
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -41,19 +43,6 @@ def client_env(api_url: str, home: Path) -> dict[str, str]:
         PREFECT_LOGGING_TO_API_BATCH_INTERVAL="0.5",
     )
     return env
-
-
-def stop(process: subprocess.Popen[bytes], first: int = signal.SIGTERM, grace: float = 20) -> None:
-    """Stops a process group this test started: `first`, then SIGKILL after `grace` s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, first)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def run(
@@ -111,7 +100,8 @@ def background(
         try:
             yield process
         finally:
-            stop(process, signal.SIGINT)
+            stop_group(process.pid, signal.SIGINT)
+            process.wait()
 
 
 def deployment_exists(name: str, env: dict[str, str]) -> bool:

@@ -18,7 +18,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
+
+from tests.processes import stop_group
 
 
 __all__ = [
@@ -38,11 +39,16 @@ _BIN_DIRS = [
 
 @dataclass(frozen=True)
 class PostgresServer:
-    """A running server: its postmaster's PID, its URL and the folder it lives in."""
+    """A running server: its postmaster's PID, its loopback port and the folder it lives in."""
 
     pid: int
-    url: str
+    port: int
     folder: Path
+
+    @property
+    def url(self) -> str:
+        """Its `postgres` database, as the `postgres` user (trusted on loopback)."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
 
 def postgres_binaries() -> Path | None:
@@ -102,23 +108,13 @@ def start_postgres(template: Path | None = None) -> PostgresServer:
         shutil.rmtree(folder, ignore_errors=True)
         msg = f"PostgreSQL did not start: {exc.stderr.decode(errors='replace').strip()}"
         raise RuntimeError(msg) from None
-    return PostgresServer(pid, f"postgresql://postgres@127.0.0.1:{port}/postgres", folder)
+    return PostgresServer(pid, port, folder)
 
 
 def stop_postgres(pid: int, folder: Path, timeout: float = 30.0) -> None:
-    """Stops a server by its postmaster's PID (a fast shutdown) and removes its folder."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGINT)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    """Stops a server by its postmaster's PID (SIGINT: a fast shutdown; it leads its own
+    process group) and removes its folder."""
+    stop_group(pid, signal.SIGINT, timeout)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -129,10 +125,9 @@ def keep_as_template(server: PostgresServer, template: Path) -> None:
         return
     binaries = postgres_binaries()
     assert binaries is not None  # a server is running
-    port = server.url.rsplit(":", 1)[1].split("/")[0]
     backup = server.folder / "template"
     subprocess.run(
-        [*_run_as(), str(binaries / "pg_basebackup"), "-h", "127.0.0.1", "-p", port,
+        [*_run_as(), str(binaries / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(server.port),
          "-U", "postgres", "-D", str(backup), "-X", "stream", "-c", "fast"],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip

@@ -20,7 +20,6 @@ import json
 import os
 from pathlib import Path
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import time
 import urllib.request
 
 from tests.postgres import PostgresServer, keep_as_template, start_postgres, stop_postgres
+from tests.processes import stop_group
 
 
 __all__ = [
@@ -197,31 +197,6 @@ def _keep_as_template(database: Path) -> None:
     ):
         source.backup(copy)
     os.replace(partial, DATABASE_TEMPLATE)  # whole or not at all, whoever writes it
-
-
-def stop_group(pid: int, first: int = signal.SIGTERM, grace: float = 20) -> None:
-    """Stops the process group `pid` leads: `first`, then SIGKILL after `grace` s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, first)
-    deadline = time.monotonic() + grace
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):  # not a child of ours
-        if os.waitpid(pid, os.WNOHANG) != (0, 0):
-            return False
-    try:
-        with open(f"/proc/{pid}/stat") as stat:  # a zombie nobody reaps has ended too
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @contextlib.contextmanager

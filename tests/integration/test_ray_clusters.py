@@ -6,12 +6,10 @@ stopped by the PID of what started them.
 """
 
 from collections.abc import Iterator
-import contextlib
 import json
 import os
 from pathlib import Path
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +19,7 @@ import typing as _t
 import pytest
 
 from tests.helpers import free_port, write_tls_files
+from tests.processes import stop_group
 
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -93,13 +92,7 @@ def ray_head() -> Iterator[str]:
     try:
         yield address
     finally:
-        os.killpg(head.pid, signal.SIGTERM)  # the group holds everything `ray start` started
-        try:
-            head.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(head.pid, signal.SIGKILL)
+        stop_group(head.pid, grace=5)  # the group holds everything `ray start` started
         head.wait()
         shutil.rmtree(temp_dir, ignore_errors=True)
 
