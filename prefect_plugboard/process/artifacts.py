@@ -6,8 +6,6 @@ import logging
 import re
 import typing as _t
 
-from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
-
 from prefect_plugboard.diagram import mermaid_diagram, mermaid_live_url
 
 
@@ -78,6 +76,8 @@ def _short(value: _t.Any, limit: int = 80) -> str:
 
 async def publish_graph(process: Process) -> None:
     """Publishes the graph as a Markdown artifact of the current flow run (best effort)."""
+    from prefect.artifacts import acreate_markdown_artifact
+
     try:
         await acreate_markdown_artifact(
             markdown=graph_markdown(process),
@@ -96,6 +96,8 @@ async def publish_summary(process: Process, outcome: str) -> None:
         outcome: How the run ended, for the artifact's description (`completed`,
             `failed: ...`, `stopped: ...`).
     """
+    from prefect.artifacts import acreate_table_artifact
+
     try:
         await acreate_table_artifact(
             table=summary_rows(process),

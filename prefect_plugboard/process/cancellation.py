@@ -21,11 +21,6 @@ import types
 import typing as _t
 from uuid import UUID
 
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import StateType
-from prefect.events.clients import get_events_subscriber
-from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-
 
 __all__ = ["CANCEL_POLL_INTERVAL", "signals_stop", "sigterm_stops", "watch_for_cancellation"]
 
@@ -33,7 +28,6 @@ _logger = logging.getLogger(__name__)
 
 CANCEL_POLL_INTERVAL = 2.0
 """How often (s) the run's state is read, besides listening for its events."""
-_CANCELLING = {StateType.CANCELLING, StateType.CANCELLED}
 
 
 async def watch_for_cancellation(flow_run_id: UUID, on_cancel: Callable[[], None]) -> None:
@@ -133,6 +127,9 @@ def _interrupt() -> _t.NoReturn:
 
 async def _hear(flow_run_id: UUID) -> None:
     """Returns once the run's `Cancelling` event is heard; if it cannot listen, never."""
+    from prefect.events.clients import get_events_subscriber
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
     event_filter = EventFilter(
         event=EventNameFilter(name=["prefect.flow-run.Cancelling"]),
         resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
@@ -148,6 +145,10 @@ async def _hear(flow_run_id: UUID) -> None:
 
 async def _read(flow_run_id: UUID) -> None:
     """Returns once the run's state is `Cancelling` or `Cancelled`."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+
+    cancelling = {StateType.CANCELLING, StateType.CANCELLED}
     async with get_client() as client:
         while True:
             try:
@@ -155,6 +156,6 @@ async def _read(flow_run_id: UUID) -> None:
             except Exception as exc:  # noqa: BLE001 - try again at the next period
                 _logger.debug("Could not read flow run %s: %s", flow_run_id, exc)
             else:
-                if run.state is not None and run.state.type in _CANCELLING:
+                if run.state is not None and run.state.type in cancelling:
                     return
             await asyncio.sleep(CANCEL_POLL_INTERVAL)

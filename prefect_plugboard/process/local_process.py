@@ -8,9 +8,6 @@ import functools
 import typing as _t
 import uuid
 
-from prefect.client.schemas.objects import RunInput, TaskRunResult
-from prefect.task_engine import run_task_async
-
 from prefect_plugboard.component.runner import ComponentRunner, EventWiring
 from prefect_plugboard.connector.asyncio_connector import AsyncioConnector
 from prefect_plugboard.connector.channel import EndOfStream, Inbox, LocalSender, Sender
@@ -70,6 +67,9 @@ class LocalProcess(Process):
 
     async def _supervise(self, *, as_task_runs: bool) -> None:
         """Runs every component, each as a Prefect task run or (for tests) as it is."""
+        from prefect.client.schemas.objects import RunInput, TaskRunResult
+        from prefect.task_engine import run_task_async
+
         supervisor = self._supervisor = Supervisor(self.name)
         if self.stop_reason is not None:  # stopped while the flow run was being created
             supervisor.stop(self.stop_reason)

@@ -13,11 +13,6 @@ import signal
 import typing as _t
 from uuid import UUID
 
-from prefect import Flow
-from prefect.client.schemas.objects import State
-from prefect.context import FlowRunContext
-from prefect.exceptions import TerminationSignal
-from prefect.states import Cancelled
 from pydantic import ValidationError as PydanticValidationError
 
 from prefect_plugboard.component.component import Component
@@ -42,6 +37,9 @@ from prefect_plugboard.schemas.status import Status
 
 
 if _t.TYPE_CHECKING:
+    from prefect import Flow
+    from prefect.client.schemas.objects import State
+
     from prefect_plugboard.state import ProcessState
 
 
@@ -246,6 +244,8 @@ class Process(ABC):
             )
             raise ProcessStateError(msg)
         self.status = Status.RUNNING
+        from prefect.context import FlowRunContext
+
         try:
             if FlowRunContext.get() is not None:
                 await self._run_in_current_flow()
@@ -345,6 +345,8 @@ class Process(ABC):
         The graph is published as the components start, the summary once they have ended
         (whatever happened), and a cancellation of the flow run from Prefect stops them.
         """
+        from prefect.context import FlowRunContext
+
         context = FlowRunContext.get()
         if context is not None and context.flow_run is not None:
             self.flow_run_id = context.flow_run.id
@@ -404,6 +406,8 @@ class Process(ABC):
         self._request_stop(reason)
 
     def _flow(self) -> Flow[[], Coroutine[_t.Any, _t.Any, State | None]]:
+        from prefect import Flow
+
         async def run_process() -> State | None:
             return await run_as_the_flow(self, self._run_in_current_flow())
 
@@ -534,6 +538,9 @@ async def ending_state(process: Process, running: Awaitable[None]) -> State | No
     by the time `running` raises or returns: its flow run ends `Cancelled`, not `Crashed`.
     `None` lets Prefect decide (`Completed`, or `Failed` for an exception, which goes on).
     """
+    from prefect.exceptions import TerminationSignal
+    from prefect.states import Cancelled
+
     try:
         await running
     except (asyncio.CancelledError, TerminationSignal, KeyboardInterrupt):
@@ -562,4 +569,6 @@ def _as_constraint(exc: BaseException) -> ConstraintError | None:
 
 
 def _is_cancellation(exc: BaseException) -> bool:
+    from prefect.exceptions import TerminationSignal
+
     return isinstance(exc, asyncio.CancelledError | TerminationSignal | KeyboardInterrupt)

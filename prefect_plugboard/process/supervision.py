@@ -14,9 +14,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 import typing as _t
 
-from prefect.exceptions import TerminationSignal
-from prefect.states import Cancelled
-
 from prefect_plugboard.exceptions import ComponentCrashedError, ComponentError
 
 
@@ -91,6 +88,9 @@ class Supervisor:
         Raises:
             BaseException: Whatever the component raised (after stopping its siblings).
         """
+        from prefect.exceptions import TerminationSignal
+        from prefect.states import Cancelled
+
         if self.stop_reason is not None:
             return Cancelled(message=self.stop_reason)
         inner = asyncio.ensure_future(body())

@@ -7,15 +7,14 @@ from collections.abc import Awaitable, Callable, Iterable
 import logging
 import typing as _t
 
-from prefect import Task
-from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
-from prefect.logging import get_run_logger
-
 from prefect_plugboard.component.component import Component, RunStats
 from prefect_plugboard.component.runner import ComponentRunner
 from prefect_plugboard.exceptions import Issue, ValidationError
 from prefect_plugboard.log_lines import LogLine
+
+
+if _t.TYPE_CHECKING:
+    from prefect import Task
 
 
 __all__ = [
@@ -50,6 +49,9 @@ def component_task(
     persisted or retried. `fn` takes one parameter, `upstream`, which only carries the links
     Prefect draws in its run graph.
     """
+    from prefect import Task
+    from prefect.cache_policies import NO_CACHE
+
     doc = (type(component).__doc__ or "").strip()
     return Task(
         fn=fn,
@@ -82,6 +84,8 @@ async def prepare_tag_concurrency(components: Iterable[Component]) -> set[str]:
         ValidationError: A tag's concurrency limit is smaller than the number of components
             carrying the tag: they all have to run at once, so the graph could never start.
     """
+    from prefect.client.orchestration import get_client
+
     tag_sets = [component_tags(c) for c in components]
     async with get_client() as client:
         limits = []
@@ -148,6 +152,8 @@ async def run_with_task_logger(runner: ComponentRunner, held: Iterable[LogLine] 
         runner: The component's runner.
         held: Lines the component logged before its task run existed (in its `init()`).
     """
+    from prefect.logging import get_run_logger
+
     component = runner.component
     logger = get_run_logger()
     write_log_lines(logger, held)

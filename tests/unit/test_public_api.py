@@ -3,10 +3,13 @@
 import importlib
 from pathlib import Path
 import re
+import subprocess
+import sys
 
 import pytest
 
 import prefect_plugboard
+from tests.helpers import SEED
 
 
 SEED_NAMES = {
@@ -34,6 +37,26 @@ def test_seed_names_import_from_the_plugboard_style_modules(module: str) -> None
     imported = importlib.import_module(module)
     for name in SEED_NAMES[module]:
         assert getattr(imported, name) is getattr(prefect_plugboard, name), name
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_a_model_module_brings_no_prefect_to_the_ray_worker_that_imports_it() -> None:
+    """A Ray worker imports the module of a component pickled by reference (one from an
+    installed package). The seed's module imports `LocalProcess` and `RayProcess` for its
+    `__main__`: importing it must not import Prefect, which stays on the driver."""
+    code = (
+        "import sys, hello_ray; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=SEED.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("module", sorted(TUNE_NAMES))

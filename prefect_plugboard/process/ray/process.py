@@ -9,13 +9,6 @@ import logging
 import typing as _t
 import uuid
 
-from prefect.client.schemas.objects import RunInput, TaskRunResult
-from prefect.context import FlowRunContext
-from prefect.logging import get_run_logger
-from prefect.settings import PREFECT_LOGGING_LOG_PRINTS
-from prefect.states import Cancelled, Crashed, Failed
-from prefect.task_engine import run_task_async
-
 from prefect_plugboard.component.component import Component
 from prefect_plugboard.connector.connector import Connector
 from prefect_plugboard.connector.ray_connector import RayConnector
@@ -228,6 +221,9 @@ class RayProcess(Process):
 
     async def _run_as_task_runs(self, run: RayRun) -> None:
         """One task run per component on this flow run; the components start together."""
+        from prefect.client.schemas.objects import RunInput, TaskRunResult
+        from prefect.task_engine import run_task_async
+
         if self.stop_reason is not None:  # stopped while the flow run was being created
             run.stop(self.stop_reason, graceful=True)
         await prepare_tag_concurrency(self.components.values())
@@ -264,6 +260,8 @@ async def _follow(run: RayRun, name: str, upstream: _t.Any = None) -> _t.Any:
 
     `upstream` carries nothing: Prefect draws the links between components from it.
     """
+    from prefect.logging import get_run_logger
+
     logger = get_run_logger()
     run.attach(name, functools.partial(write_log_lines, logger))
     try:
@@ -277,6 +275,8 @@ async def _follow(run: RayRun, name: str, upstream: _t.Any = None) -> _t.Any:
 
 def _state_of(end: ComponentEnd) -> _t.Any:
     """The task run's end: a `State`, or the component's exception to fail it with."""
+    from prefect.states import Cancelled, Crashed, Failed
+
     if end.crashed:
         return Crashed(message=end.message)
     if end.status is Status.FAILED:
@@ -290,6 +290,9 @@ def _state_of(end: ComponentEnd) -> _t.Any:
 
 def _log_prints() -> bool:
     """Whether prints become log lines in this flow run (its `log_prints`, else the setting)."""
+    from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_LOGGING_LOG_PRINTS
+
     context = FlowRunContext.get()
     if context is not None and context.flow is not None and context.flow.log_prints is not None:
         return bool(context.flow.log_prints)
