@@ -301,6 +301,9 @@ def _conversion_errors() -> tuple[type[Exception], ...]:
 
 
 def _array(name: str, values: Sequence[_t.Any], wanted: pa.DataType | None) -> pa.Array:
+    built = _plain_array(values, wanted)
+    if built is not None:
+        return built
     if wanted is not None:
         try:
             return pa.array(values, type=wanted)
@@ -319,3 +322,96 @@ def _array(name: str, values: Sequence[_t.Any], wanted: pa.DataType | None) -> p
             f"{type(exc).__name__}: {exc}"
         )
         raise ColumnTypeError(msg) from None
+
+
+_EPOCH = _dt.datetime(1970, 1, 1)
+_EPOCH_DAY = _EPOCH.toordinal()
+_MICROSECOND = _dt.timedelta(microseconds=1)
+
+
+def _plain_array(values: Sequence[_t.Any], wanted: pa.DataType | None) -> pa.Array | None:
+    """What `pa.array(values)` gives, built from its buffers, for values of one plain type.
+
+    The plain types are `int`, `float`, `str`, `bool`, a naive `datetime` and `date`, with
+    missing values among them. `None` for any other column, or one `wanted` as another type.
+
+    `pa.array` imports pandas (about 48 MiB) the first time it is given Python values, for a
+    check that such columns never need: a component that writes plain values stays without.
+    """
+    present = [v for v in values if v is not None]
+    kinds = {type(v) for v in present}
+    if len(kinds) > 1:
+        return None
+    if not kinds:
+        return pa.nulls(len(values), wanted or pa.null())
+    kind = kinds.pop()
+    if kind is _dt.datetime and any(v.tzinfo is not None for v in present):
+        return None
+    arrow_type = _PLAIN_TYPES.get(kind)
+    if arrow_type is None or (wanted is not None and wanted != arrow_type()):
+        return None
+    missing = len(values) - len(present)
+    validity = (
+        pa.py_buffer(np.packbits([v is not None for v in values], bitorder="little"))
+        if missing
+        else None
+    )
+    try:
+        data = _PLAIN_BUFFERS[kind](values)
+    except (OverflowError, UnicodeEncodeError):
+        return None  # pa.array gives the error, with the column's name
+    if data is None:
+        return None
+    return pa.Array.from_buffers(arrow_type(), len(values), [validity, *data], null_count=missing)
+
+
+def _number_buffers(dtype: str, zero: _t.Any) -> _t.Callable[[Sequence[_t.Any]], list[pa.Buffer]]:
+    def buffers(values: Sequence[_t.Any]) -> list[pa.Buffer]:
+        numbers = np.fromiter((zero if v is None else v for v in values), dtype, len(values))
+        return [pa.py_buffer(numbers)]
+
+    return buffers
+
+
+def _bool_buffers(values: Sequence[_t.Any]) -> list[pa.Buffer]:
+    return [pa.py_buffer(np.packbits([v is True for v in values], bitorder="little"))]
+
+
+def _string_buffers(values: Sequence[_t.Any]) -> list[pa.Buffer] | None:
+    encoded = [b"" if v is None else v.encode() for v in values]
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    if offsets[-1] > np.iinfo(np.int32).max:
+        return None  # pa.array splits such a column into chunks
+    return [pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded))]
+
+
+def _datetime_buffers(values: Sequence[_t.Any]) -> list[pa.Buffer]:
+    micros = ((0 if v is None else (v - _EPOCH) // _MICROSECOND) for v in values)
+    return [pa.py_buffer(np.fromiter(micros, np.int64, len(values)))]
+
+
+def _date_buffers(values: Sequence[_t.Any]) -> list[pa.Buffer]:
+    days = ((0 if v is None else v.toordinal() - _EPOCH_DAY) for v in values)
+    return [pa.py_buffer(np.fromiter(days, np.int32, len(values)))]
+
+
+_PLAIN_TYPES: dict[type, _t.Callable[[], pa.DataType]] = {
+    int: lambda: pa.int64(),
+    float: lambda: pa.float64(),
+    str: lambda: pa.string(),
+    bool: lambda: pa.bool_(),
+    _dt.datetime: lambda: pa.timestamp("us"),
+    _dt.date: lambda: pa.date32(),
+}
+"""The Arrow type `pa.array` infers for values of each plain Python type."""
+
+_PLAIN_BUFFERS: dict[type, _t.Callable[[Sequence[_t.Any]], list[pa.Buffer] | None]] = {
+    int: _number_buffers("int64", 0),
+    float: _number_buffers("float64", 0.0),
+    str: _string_buffers,
+    bool: _bool_buffers,
+    _dt.datetime: _datetime_buffers,
+    _dt.date: _date_buffers,
+}
+"""The data buffers (after the validity bitmap) of an Arrow array of each plain type."""

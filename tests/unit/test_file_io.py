@@ -11,9 +11,12 @@ import importlib.util
 import io
 from pathlib import Path
 import pickle
+import subprocess
+import sys
 import uuid
 
 import fsspec
+from hypothesis import given, settings, strategies as st
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -23,6 +26,7 @@ import pytest
 from prefect_plugboard import LocalProcess, PlugboardError
 from prefect_plugboard.exceptions import DataIOError, IOStreamClosedError, ValidationError
 from prefect_plugboard.library import FileReader, FileWriter
+from prefect_plugboard.library._columns import ColumnTypeError, table_from_columns
 from prefect_plugboard.testing import Collector, ListSource, run_in_memory
 from tests.helpers import connect, error_text, run_failing_midway, wire
 
@@ -484,3 +488,75 @@ async def test_a_failure_mid_run_keeps_every_row_the_writer_received(
     received = await run_failing_midway(writer)
     assert received >= 5  # a full chunk, and rows still buffered when the run failed
     assert _read(str(target)).column("y").to_pylist() == list(range(received))
+
+
+_PLAIN_VALUES = {
+    "int": st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    "float": st.floats(allow_nan=False),
+    "str": st.text(),
+    "bool": st.booleans(),
+    "datetime": st.datetimes(),
+    "date": st.dates(),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), kind=st.sampled_from(sorted(_PLAIN_VALUES)))
+def test_a_column_of_plain_values_is_the_array_pyarrow_infers(
+    data: st.DataObject, kind: str
+) -> None:
+    """Plain columns are built from their buffers (no pandas): the same array as `pa.array`,
+    with or without missing values, and with their type wanted by an earlier chunk."""
+    values = data.draw(st.lists(st.none() | _PLAIN_VALUES[kind], max_size=20), label="values")
+    expected = pa.array(values)
+    built = table_from_columns({"x": values}).column("x").combine_chunks()
+    built.validate(full=True)
+    assert built.type == expected.type
+    assert built.to_pylist() == expected.to_pylist()
+    if pa.types.is_null(expected.type):
+        return
+    again = table_from_columns({"x": values}, pa.schema([("x", expected.type)])).column("x")
+    assert again.combine_chunks().equals(expected)
+
+
+def test_plain_values_that_arrow_refuses_fail_naming_their_column() -> None:
+    with pytest.raises(ColumnTypeError, match="'big'.*int"):
+        table_from_columns({"big": [2**64, None]})
+    with pytest.raises(ColumnTypeError, match="'mixed'"):
+        table_from_columns({"mixed": [1, "a"]})
+
+
+def test_a_chunk_of_missing_values_takes_the_type_written_before() -> None:
+    schema = pa.schema([("x", pa.int64())])
+    assert table_from_columns({"x": [None, None]}, schema).column("x").type == pa.int64()
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_a_writer_of_plain_values_leaves_pandas_unloaded(tmp_path: Path) -> None:
+    """pyarrow imports pandas (about 48 MiB) for `pa.array` of Python values; a component that
+    writes plain values does without, in the seed's Ray worker as anywhere."""
+    code = (
+        "import asyncio, datetime, sys\n"
+        "from prefect_plugboard import AsyncioConnector, ConnectorSpec, FileWriter, LocalProcess\n"
+        "from prefect_plugboard.testing import ListSource, run_in_memory\n"
+        "stamps = [datetime.datetime.now().isoformat() for _ in range(5)]\n"
+        "process = LocalProcess(\n"
+        "    components=[\n"
+        "        ListSource(name='src', items=stamps, field='t'),\n"
+        "        FileWriter(name='save', path='out.csv', field_names=['t']),\n"
+        "    ],\n"
+        "    connectors=[AsyncioConnector(spec=ConnectorSpec(source='src.t', target='save.t'))],\n"
+        ")\n"
+        "asyncio.run(run_in_memory(process))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "[]"
+    assert len((tmp_path / "out.csv").read_text().splitlines()) == 6
