@@ -113,24 +113,24 @@ def ray_cluster() -> Iterator[None]:
     cluster) and stopped at the end of the session.
 
     Its workers are given a Prefect API where nothing listens, and a key: a worker that
-    talked to Prefect would fail, so every Ray test shows that workers never do.
+    talked to Prefect would fail, so every Ray test shows that workers never do. They inherit
+    them from the Ray processes started here, not from a `runtime_env`: a worker with one
+    starts through Ray's `setup_worker.py`, in twice the time (1.1 s against 0.5 s here).
     """
     import logging
 
     import ray
 
-    ray.init(
-        address="local",
-        num_cpus=4,
-        num_gpus=1,
-        resources={"custom_hardware": 5},
-        include_dashboard=False,
-        namespace="prefect",
-        logging_level=logging.WARNING,
-        runtime_env={
-            "env_vars": {"PREFECT_API_URL": UNREACHABLE_API, "PREFECT_API_KEY": "not-for-workers"}
-        },
-    )
+    with environment(PREFECT_API_URL=UNREACHABLE_API, PREFECT_API_KEY="not-for-workers"):
+        ray.init(
+            address="local",
+            num_cpus=4,
+            num_gpus=1,
+            resources={"custom_hardware": 5},
+            include_dashboard=False,
+            namespace="prefect",
+            logging_level=logging.WARNING,
+        )
     yield
     ray.shutdown()
 
