@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 import datetime as _dt
 import decimal
+import itertools
+import operator
 import typing as _t
 
 from prefect_plugboard.library._common import lazy_module
@@ -328,6 +330,9 @@ _EPOCH = _dt.datetime(1970, 1, 1)
 _EPOCH_DAY = _EPOCH.toordinal()
 _MICROSECOND = _dt.timedelta(microseconds=1)
 
+_PlainBuffers: _t.TypeAlias = _t.Callable[[Sequence[_t.Any], int], list["pa.Buffer"] | None]
+"""Builds the data buffers of an array from its values, given how many of them are missing."""
+
 
 def _plain_array(values: Sequence[_t.Any], wanted: pa.DataType | None) -> pa.Array | None:
     """What `pa.array(values)` gives, built from its buffers, for values of one plain type.
@@ -338,80 +343,89 @@ def _plain_array(values: Sequence[_t.Any], wanted: pa.DataType | None) -> pa.Arr
     `pa.array` imports pandas (about 48 MiB) the first time it is given Python values, for a
     check that such columns never need: a component that writes plain values stays without.
     """
-    present = [v for v in values if v is not None]
-    kinds = {type(v) for v in present}
-    if len(kinds) > 1:
-        return None
+    kinds = set(map(type, values))
+    any_missing = type(None) in kinds
+    kinds.discard(type(None))
     if not kinds:
         return pa.nulls(len(values), wanted or pa.null())
     kind = kinds.pop()
-    if kind is _dt.datetime and any(v.tzinfo is not None for v in present):
+    if kinds or kind not in _PLAIN_COLUMNS:
         return None
-    arrow_type = _PLAIN_TYPES.get(kind)
-    if arrow_type is None or (wanted is not None and wanted != arrow_type()):
+    missing = values.count(None) if any_missing else 0  # compares plain values to `None`
+    if kind is _dt.datetime and any(v is not None and v.tzinfo is not None for v in values):
         return None
-    missing = len(values) - len(present)
-    validity = (
-        pa.py_buffer(np.packbits([v is not None for v in values], bitorder="little"))
-        if missing
-        else None
-    )
+    type_name, buffers_of = _PLAIN_COLUMNS[kind]
+    arrow_type = pa.type_for_alias(type_name)
+    if wanted is not None and wanted != arrow_type:
+        return None
+    validity = None
+    if missing:
+        present = map(operator.is_not, values, itertools.repeat(None))
+        validity = pa.py_buffer(_bitmap(np.fromiter(present, bool, len(values))))
     try:
-        data = _PLAIN_BUFFERS[kind](values)
+        data = buffers_of(values, missing)
     except (OverflowError, UnicodeEncodeError):
         return None  # pa.array gives the error, with the column's name
     if data is None:
         return None
-    return pa.Array.from_buffers(arrow_type(), len(values), [validity, *data], null_count=missing)
+    return pa.Array.from_buffers(arrow_type, len(values), [validity, *data], null_count=missing)
 
 
-def _number_buffers(dtype: str, zero: _t.Any) -> _t.Callable[[Sequence[_t.Any]], list[pa.Buffer]]:
-    def buffers(values: Sequence[_t.Any]) -> list[pa.Buffer]:
-        numbers = np.fromiter((zero if v is None else v for v in values), dtype, len(values))
+def _bitmap(
+    flags: np.ndarray[_t.Any, np.dtype[np.bool_]],
+) -> np.ndarray[_t.Any, np.dtype[np.uint8]]:
+    return np.packbits(flags, bitorder="little")
+
+
+def _filled(values: Sequence[_t.Any], missing: int, fill: _t.Any) -> _t.Iterable[_t.Any]:
+    return (fill if v is None else v for v in values) if missing else values
+
+
+def _number_buffers(dtype: str, zero: _t.Any) -> _PlainBuffers:
+    def buffers(values: Sequence[_t.Any], missing: int) -> list[pa.Buffer]:
+        numbers = np.fromiter(_filled(values, missing, zero), dtype, len(values))
         return [pa.py_buffer(numbers)]
 
     return buffers
 
 
-def _bool_buffers(values: Sequence[_t.Any]) -> list[pa.Buffer]:
-    return [pa.py_buffer(np.packbits([v is True for v in values], bitorder="little"))]
+def _bool_buffers(values: Sequence[_t.Any], missing: int) -> list[pa.Buffer]:
+    flags = np.fromiter(_filled(values, missing, False), bool, len(values))
+    return [pa.py_buffer(_bitmap(flags))]
 
 
-def _string_buffers(values: Sequence[_t.Any]) -> list[pa.Buffer] | None:
-    encoded = [b"" if v is None else v.encode() for v in values]
-    offsets = np.zeros(len(encoded) + 1, np.int64)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    if offsets[-1] > np.iinfo(np.int32).max:
+def _string_buffers(values: Sequence[_t.Any], missing: int) -> list[pa.Buffer] | None:
+    texts = list(_filled(values, missing, ""))
+    joined = "".join(texts)
+    if joined.isascii():  # a character is a byte: no string encoded on its own
+        data, lengths = joined.encode(), map(len, texts)
+    else:
+        encoded = list(map(str.encode, texts))
+        data, lengths = b"".join(encoded), map(len, encoded)
+    if len(data) > np.iinfo(np.int32).max:
         return None  # pa.array splits such a column into chunks
-    return [pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded))]
+    offsets = np.zeros(len(texts) + 1, np.int32)
+    np.cumsum(np.fromiter(lengths, np.int32, len(texts)), out=offsets[1:])
+    return [pa.py_buffer(offsets), pa.py_buffer(data)]
 
 
-def _datetime_buffers(values: Sequence[_t.Any]) -> list[pa.Buffer]:
+def _datetime_buffers(values: Sequence[_t.Any], missing: int) -> list[pa.Buffer]:
     micros = ((0 if v is None else (v - _EPOCH) // _MICROSECOND) for v in values)
     return [pa.py_buffer(np.fromiter(micros, np.int64, len(values)))]
 
 
-def _date_buffers(values: Sequence[_t.Any]) -> list[pa.Buffer]:
+def _date_buffers(values: Sequence[_t.Any], missing: int) -> list[pa.Buffer]:
     days = ((0 if v is None else v.toordinal() - _EPOCH_DAY) for v in values)
     return [pa.py_buffer(np.fromiter(days, np.int32, len(values)))]
 
 
-_PLAIN_TYPES: dict[type, _t.Callable[[], pa.DataType]] = {
-    int: lambda: pa.int64(),
-    float: lambda: pa.float64(),
-    str: lambda: pa.string(),
-    bool: lambda: pa.bool_(),
-    _dt.datetime: lambda: pa.timestamp("us"),
-    _dt.date: lambda: pa.date32(),
+_PLAIN_COLUMNS: dict[type, tuple[str, _PlainBuffers]] = {
+    int: ("int64", _number_buffers("int64", 0)),
+    float: ("float64", _number_buffers("float64", 0.0)),
+    str: ("string", _string_buffers),
+    bool: ("bool", _bool_buffers),
+    _dt.datetime: ("timestamp[us]", _datetime_buffers),
+    _dt.date: ("date32", _date_buffers),
 }
-"""The Arrow type `pa.array` infers for values of each plain Python type."""
-
-_PLAIN_BUFFERS: dict[type, _t.Callable[[Sequence[_t.Any]], list[pa.Buffer] | None]] = {
-    int: _number_buffers("int64", 0),
-    float: _number_buffers("float64", 0.0),
-    str: _string_buffers,
-    bool: _bool_buffers,
-    _dt.datetime: _datetime_buffers,
-    _dt.date: _date_buffers,
-}
-"""The data buffers (after the validity bitmap) of an Arrow array of each plain type."""
+"""For each plain Python type, the Arrow type `pa.array` infers for its values, and the data
+buffers (after the validity bitmap) of an array of that type, given how many are missing."""
