@@ -537,6 +537,10 @@ def test_a_writer_of_plain_values_leaves_pandas_unloaded(tmp_path: Path) -> None
     writes plain values does without, in the seed's Ray worker as anywhere."""
     code = (
         "import asyncio, datetime, sys\n"
+        "from prefect_plugboard.library._columns import table_from_columns\n"
+        "now = datetime.datetime.now()\n"
+        "plain = [1, 0.5, 'é', True, now, now.date()]\n"
+        "table_from_columns({str(i): [v, None] for i, v in enumerate(plain)})\n"
         "from prefect_plugboard import AsyncioConnector, ConnectorSpec, FileWriter, LocalProcess\n"
         "from prefect_plugboard.testing import ListSource, run_in_memory\n"
         "stamps = [datetime.datetime.now().isoformat() for _ in range(5)]\n"
