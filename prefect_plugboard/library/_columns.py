@@ -410,12 +410,12 @@ def _string_buffers(values: Sequence[_t.Any], missing: int) -> list[pa.Buffer] |
 
 
 def _datetime_buffers(values: Sequence[_t.Any], missing: int) -> list[pa.Buffer]:
-    micros = ((0 if v is None else (v - _EPOCH) // _MICROSECOND) for v in values)
+    micros = ((v - _EPOCH) // _MICROSECOND for v in _filled(values, missing, _EPOCH))
     return [pa.py_buffer(np.fromiter(micros, np.int64, len(values)))]
 
 
 def _date_buffers(values: Sequence[_t.Any], missing: int) -> list[pa.Buffer]:
-    days = ((0 if v is None else v.toordinal() - _EPOCH_DAY) for v in values)
+    days = (v.toordinal() - _EPOCH_DAY for v in _filled(values, missing, _EPOCH))
     return [pa.py_buffer(np.fromiter(days, np.int32, len(values)))]
 
 
