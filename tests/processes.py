@@ -8,7 +8,7 @@ import signal
 import time
 
 
-__all__ = ["stop_group"]
+__all__ = ["alive", "stop_group"]
 
 
 def stop_group(pid: int, first: int = signal.SIGTERM, grace: float = 20) -> None:
@@ -20,16 +20,17 @@ def stop_group(pid: int, first: int = signal.SIGTERM, grace: float = 20) -> None
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, first)
     deadline = time.monotonic() + grace
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` is running (a zombie is not)."""
     with contextlib.suppress(ChildProcessError):  # not a child of ours
         if os.waitpid(pid, os.WNOHANG) != (0, 0):
             return False

@@ -35,6 +35,8 @@ __all__ = [
     "DATABASE_TEMPLATE",
     "POSTGRES_TEMPLATE",
     "RUN_FOLDER",
+    "copy_database_template",
+    "keep_database_template",
     "make_run_folder",
     "remove_run_folder",
     "shared_api",
@@ -130,6 +132,14 @@ def taking_turns(*, alone: bool) -> Iterator[None]:
         yield
 
 
+def copy_database_template(home: Path) -> None:
+    """Gives a server whose `PREFECT_HOME` is `home` a copy of `DATABASE_TEMPLATE` as its
+    SQLite database, where the template exists (else the server migrates a new one)."""
+    if DATABASE_TEMPLATE.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DATABASE_TEMPLATE, home / "prefect.db")
+
+
 def start_server(home: Path, database_url: str | None = None) -> tuple[int, str]:
     """`prefect server start` in a session of its own on a free loopback port, once healthy.
 
@@ -144,9 +154,9 @@ def start_server(home: Path, database_url: str | None = None) -> tuple[int, str]
     """
     from tests.helpers import free_port
 
-    sqlite = home / "prefect.db"  # where a server whose PREFECT_HOME is `home` keeps it
-    if database_url is None and DATABASE_TEMPLATE.exists():
-        shutil.copyfile(DATABASE_TEMPLATE, sqlite)
+    sqlite = home / "prefect.db"
+    if database_url is None:
+        copy_database_template(home)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_ADDRESS"))}
     # Retryable errors (a busy database, sent as 503) are logged, so a test that runs out of
@@ -175,7 +185,7 @@ def start_server(home: Path, database_url: str | None = None) -> tuple[int, str]
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.read() == b"true":
                     if database_url is None and not DATABASE_TEMPLATE.exists():
-                        _keep_as_template(sqlite)
+                        keep_database_template(sqlite)
                     return process.pid, url
         except OSError:
             pass
@@ -188,8 +198,9 @@ def start_server(home: Path, database_url: str | None = None) -> tuple[int, str]
         time.sleep(0.2)
 
 
-def _keep_as_template(database: Path) -> None:
-    """Copies a live server's database (SQLite's backup: a consistent copy) to the template."""
+def keep_database_template(database: Path) -> None:
+    """Copies a server's database (SQLite's backup: a consistent copy, the server live or
+    not) to `DATABASE_TEMPLATE`."""
     partial = DATABASE_TEMPLATE.with_name(f"{DATABASE_TEMPLATE.name}.{os.getpid()}.partial")
     with (
         contextlib.closing(sqlite3.connect(database)) as source,

@@ -34,6 +34,7 @@ from prefect_plugboard.process.artifacts import publish_graph
 from prefect_plugboard.process.cancellation import signals_stop
 from prefect_plugboard.process.process import CANCELLED_FROM_PREFECT
 from prefect_plugboard.process.ray.cluster import RayConnection, check_resources
+from prefect_plugboard.process.temporary_api import temporary_api_starting
 from prefect_plugboard.tune.artifact import publish_trials, short_name
 from prefect_plugboard.tune.resources import live_nodes, trials_at_once
 from prefect_plugboard.tune.results import StudyResults, TrialResult
@@ -163,12 +164,14 @@ class Study:
             return
         self.template.check(self.args)
         check_algorithm(self.args)
-        self._ray.ensure()
-        try:
-            self.concurrency = self._trials_at_once()
-        except BaseException:
-            self.release()
-            raise
+        # Prefect's temporary server (where no API is set) starts while Ray does.
+        with temporary_api_starting():
+            self._ray.ensure()
+            try:
+                self.concurrency = self._trials_at_once()
+            except BaseException:
+                self.release()
+                raise
 
     def release(self) -> None:
         """Stops the Ray that `prepare()` started, if it started one."""

@@ -157,30 +157,37 @@ class RayProcess(Process):
         )
 
     async def _prepare(self) -> None:
-        self._ray.ensure()
-        try:
-            order = Links(self.components, self.connectors.values()).upstream_first()
-            components = [self.components[name] for name in order]
-            check_resources(components)
-            hosts = plan_hosts(components, self.worker_sharing)
-            pickle_user_modules(components)
-            group = await _reserve(
-                [h.resources.to_bundle() for h in hosts], len(components), self.placement_timeout
-            )
-            self._run = RayRun(
-                name=self.name,
-                components=self.components,
-                hosts=hosts,
-                plans=plan_wiring(self.components, self.connectors.values()),
-                coordinator=driver_coordinator(),
-                group=group,
-                stop_grace=self.stop_grace,
-                log_level=logging.getLogger("prefect.task_runs").getEffectiveLevel(),
-            )
-            await self._run.start()
-        except BaseException:
-            await self._release()
-            raise
+        # Prefect's temporary server (where no API is set) starts while Ray and the workers do.
+        from prefect_plugboard.process.temporary_api import temporary_api_starting_async
+
+        async with temporary_api_starting_async():
+            self._ray.ensure()
+            try:
+                await self._start_run()
+            except BaseException:
+                await self._release()
+                raise
+
+    async def _start_run(self) -> None:
+        order = Links(self.components, self.connectors.values()).upstream_first()
+        components = [self.components[name] for name in order]
+        check_resources(components)
+        hosts = plan_hosts(components, self.worker_sharing)
+        pickle_user_modules(components)
+        group = await _reserve(
+            [h.resources.to_bundle() for h in hosts], len(components), self.placement_timeout
+        )
+        self._run = RayRun(
+            name=self.name,
+            components=self.components,
+            hosts=hosts,
+            plans=plan_wiring(self.components, self.connectors.values()),
+            coordinator=driver_coordinator(),
+            group=group,
+            stop_grace=self.stop_grace,
+            log_level=logging.getLogger("prefect.task_runs").getEffectiveLevel(),
+        )
+        await self._run.start()
 
     async def _step_components(self) -> None:
         if self._run is None:  # pragma: no cover - `step()` checks the process is initialised
