@@ -164,8 +164,9 @@ class Study:
             return
         self.template.check(self.args)
         check_algorithm(self.args)
-        # Prefect's temporary server (where no API is set) starts while Ray does.
-        with temporary_api_starting():
+        # Prefect's temporary server (where no API is set) starts while a new Ray does.
+        starts_ray = self._ray.starts_local_instance
+        with temporary_api_starting() if starts_ray else contextlib.nullcontext():
             self._ray.ensure()
             try:
                 self.concurrency = self._trials_at_once()

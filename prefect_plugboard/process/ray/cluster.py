@@ -72,6 +72,16 @@ class RayConnection:
         self.init_kwargs = dict(init_kwargs or {})
         self.owned = False
 
+    @property
+    def starts_local_instance(self) -> bool:
+        """Whether `ensure` will start a new local Ray (seconds), not join one."""
+        import ray
+
+        return not ray.is_initialized() and self._target() == "local"
+
+    def _target(self) -> str:
+        return self.address or os.environ.get("RAY_ADDRESS") or "local"
+
     def ensure(self) -> None:
         """Makes sure this process is connected to Ray.
 
@@ -82,7 +92,7 @@ class RayConnection:
 
         if ray.is_initialized():
             return
-        address = self.address or os.environ.get("RAY_ADDRESS") or "local"
+        address = self._target()
         kwargs: dict[str, _t.Any] = {
             "namespace": "prefect",
             "include_dashboard": False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
+import contextlib
 import functools
 import logging
 import typing as _t
@@ -157,10 +158,11 @@ class RayProcess(Process):
         )
 
     async def _prepare(self) -> None:
-        # Prefect's temporary server (where no API is set) starts while Ray and the workers do.
+        # Prefect's temporary server (where no API is set) starts while a new Ray does.
         from prefect_plugboard.process.temporary_api import temporary_api_starting_async
 
-        async with temporary_api_starting_async():
+        starts_ray = self._ray.starts_local_instance
+        async with temporary_api_starting_async() if starts_ray else contextlib.nullcontext():
             self._ray.ensure()
             try:
                 await self._start_run()
