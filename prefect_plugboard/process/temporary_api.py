@@ -1,10 +1,12 @@
 """Prefect's temporary API server, started while the run's other start-up work goes on.
 
 Where no `PREFECT_API_URL` is set, Prefect starts a temporary server the first time a client
-needs the API: it spawns uvicorn and waits for the server's health check, about 2.5 s on two
-cores. A `RayProcess` (or a `Tuner`) starts Ray first, 2 to 3 s more, and its flow run only
-asks for the API after that. Starting the server in the background before Ray starts
-overlaps the two.
+needs the API: it spawns uvicorn and waits for the server's health check, 4 to 5 s of a
+seed run's time on two cores (more the first time, while it makes its database). A
+`RayProcess` (or a `Tuner`) that starts a local Ray takes 2 to 4 s more for it, and its flow
+run only asks for the API after that. Starting the server in the background before Ray
+starts overlaps the two: on two cores about 2 s of the two starts' time is saved (they
+share the cores).
 
 Prefect's own client finds the same server afterwards: the server is one object per port,
 and the one started here takes the place Prefect would have given its own.
