@@ -10,6 +10,7 @@ from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 import pytest
 
+from prefect_plugboard.process.ray.cluster import RayConnection
 from prefect_plugboard.process.temporary_api import temporary_api_starting
 from tests.helpers import python_code
 from tests.processes import alive
@@ -21,9 +22,22 @@ from tests.shared_server import (
 
 
 def test_nothing_starts_where_an_api_is_set() -> None:
+    before = dict(SubprocessASGIServer._instances)
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
         with temporary_api_starting():
-            assert None not in SubprocessASGIServer._instances
+            assert SubprocessASGIServer._instances == before
+
+
+def test_only_a_new_local_ray_is_worth_starting_the_server_beside(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert RayConnection(None, None).starts_local_instance is not ray.is_initialized()
+    assert not RayConnection("127.0.0.1:6379", None).starts_local_instance
+    monkeypatch.setenv("RAY_ADDRESS", "auto")
+    assert not RayConnection(None, None).starts_local_instance
 
 
 # What `RayConnection.ensure` does around `ray.init`: inside the block, every `PREFECT_*`
@@ -31,6 +45,7 @@ def test_nothing_starts_where_an_api_is_set() -> None:
 _STARTED_BESIDE_RAY = """
 import asyncio, json, os, sys, time
 from prefect_plugboard.process.ray.cluster import _without_prefect_settings
+from prefect_plugboard.process.ray.cluster import RayConnection
 from prefect_plugboard.process.temporary_api import temporary_api_starting
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.client.orchestration import get_client
