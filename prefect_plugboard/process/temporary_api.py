@@ -37,7 +37,9 @@ class _SpawnSignallingServer(SubprocessASGIServer):
 
     The server process copies `os.environ` when it is spawned; Ray is then started with the
     Prefect settings taken out of `os.environ` (see `RayConnection`). Waiting for the spawn
-    keeps the two from overlapping, so the server always gets the user's settings.
+    keeps the two from overlapping, so the server always gets the user's settings. (Were
+    `_run_uvicorn_command` renamed in Prefect, `spawned` would be set once `start()` returns:
+    the starts would no longer overlap, and nothing else would change.)
     """
 
     spawned: threading.Event
