@@ -507,11 +507,6 @@ _PLAIN_COLUMNS = st.sampled_from(sorted(_PLAIN_VALUES)).flatmap(
 )
 
 
-# Hypothesis warns when the global `random` changes while it draws. These strategies never
-# use it; another thread of the test process (a library's retry jitter) can, mid-draw.
-@pytest.mark.filterwarnings(
-    "ignore:Do not use the `random` module:hypothesis.errors.HypothesisDeprecationWarning"
-)
 @settings(max_examples=150, deadline=None)
 @given(values=_PLAIN_COLUMNS)
 @example(values=["a", "bcd", None, "ef"])  # ASCII: encoded at once
