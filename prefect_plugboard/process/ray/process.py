@@ -238,29 +238,33 @@ class RayProcess(Process):
         await prepare_tag_concurrency(self.components.values())
         ids = {name: uuid.uuid4() for name in self.components}
         upstream = Links(self.components, self.connectors.values()).upstream_of()
+        # The start goes out before the task-run engines are made: their first steps take the
+        # loop for ~0.1 s in a driver's first run, and the workers need nothing from them
+        # (the driver holds each component's log lines until its task run takes them).
+        run.go({"log_prints": _log_prints()})
         engines = []
-        for name, component in self.components.items():
-            drawn: set[RunInput] = {TaskRunResult(id=ids[u]) for u in upstream[name]}
-            engines.append(
-                asyncio.ensure_future(
-                    run_task_async(
-                        _t.cast(
-                            "Task[..., _t.Any]",
-                            component_task(component, functools.partial(_follow, run, name)),
-                        ),
-                        task_run_id=ids[name],
-                        parameters={"upstream": None},
-                        dependencies={"upstream": drawn} if drawn else None,
-                        return_type="state",
+        try:
+            for name, component in self.components.items():
+                drawn: set[RunInput] = {TaskRunResult(id=ids[u]) for u in upstream[name]}
+                engines.append(
+                    asyncio.ensure_future(
+                        run_task_async(
+                            _t.cast(
+                                "Task[..., _t.Any]",
+                                component_task(component, functools.partial(_follow, run, name)),
+                            ),
+                            task_run_id=ids[name],
+                            parameters={"upstream": None},
+                            dependencies={"upstream": drawn} if drawn else None,
+                            return_type="state",
+                        )
                     )
                 )
-            )
-        try:
-            run.go({"log_prints": _log_prints()})
             await asyncio.wait(engines)
         except BaseException:
             run.stop(f"process {self.name!r} was cancelled")
-            await asyncio.shield(asyncio.wait(engines))
+            if engines:
+                await asyncio.shield(asyncio.wait(engines))
             raise
 
 
