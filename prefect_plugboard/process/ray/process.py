@@ -238,9 +238,10 @@ class RayProcess(Process):
         await prepare_tag_concurrency(self.components.values())
         ids = {name: uuid.uuid4() for name in self.components}
         upstream = Links(self.components, self.connectors.values()).upstream_of()
-        # The start goes out before the task-run engines are made: their first steps take the
-        # loop for ~0.1 s in a driver's first run, and the workers need nothing from them
-        # (the driver holds each component's log lines until its task run takes them).
+        # The start goes out before the task-run engines are made: their first steps hold the
+        # loop (0.1 s for five in a driver's first run, most of a second for fifty), and the
+        # workers need nothing from them (the driver holds each component's log lines until
+        # its task run takes them).
         run.go({"log_prints": _log_prints()})
         engines = []
         try:
