@@ -52,15 +52,16 @@ class _SpawnSignallingServer(SubprocessASGIServer):
 
 
 @contextlib.contextmanager
-def temporary_api_starting() -> Iterator[None]:
+def temporary_api_starting(*, enabled: bool = True) -> Iterator[None]:
     """Starts Prefect's temporary server in the background for the length of the block.
 
-    Does nothing where an API is configured, the temporary server is disabled, or one is
+    Does nothing unless `enabled` (the block starts a new local Ray: the start that pays to
+    overlap), nor where an API is configured, the temporary server is disabled, or one is
     running already. Otherwise the block is entered once the server's process is spawned,
     and its end waits until the server answers (or its start failed: Prefect's client then
     tries again when it needs the API, and raises its own error).
     """
-    starting = _start_in_background()
+    starting = _start_in_background() if enabled else None
     try:
         yield
     finally:
@@ -69,9 +70,9 @@ def temporary_api_starting() -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def temporary_api_starting_async() -> AsyncIterator[None]:
+async def temporary_api_starting_async(*, enabled: bool = True) -> AsyncIterator[None]:
     """`temporary_api_starting` for a coroutine: its end waits without blocking the loop."""
-    starting = _start_in_background()
+    starting = _start_in_background() if enabled else None
     try:
         yield
     finally:

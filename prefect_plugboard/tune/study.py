@@ -165,8 +165,7 @@ class Study:
         self.template.check(self.args)
         check_algorithm(self.args)
         # Prefect's temporary server (where no API is set) starts while a new Ray does.
-        starts_ray = self._ray.starts_local_instance
-        with temporary_api_starting() if starts_ray else contextlib.nullcontext():
+        with temporary_api_starting(enabled=self._ray.starts_local_instance):
             self._ray.ensure()
             try:
                 self.concurrency = self._trials_at_once()

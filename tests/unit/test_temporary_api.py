@@ -28,6 +28,13 @@ def test_nothing_starts_where_an_api_is_set() -> None:
             assert SubprocessASGIServer._instances == before
 
 
+def test_nothing_starts_where_no_new_ray_does() -> None:
+    before = dict(SubprocessASGIServer._instances)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        with temporary_api_starting(enabled=False):
+            assert SubprocessASGIServer._instances == before
+
+
 def test_only_a_new_local_ray_is_worth_starting_the_server_beside(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-import contextlib
 import functools
 import logging
 import typing as _t
@@ -161,8 +160,7 @@ class RayProcess(Process):
         # Prefect's temporary server (where no API is set) starts while a new Ray does.
         from prefect_plugboard.process.temporary_api import temporary_api_starting_async
 
-        starts_ray = self._ray.starts_local_instance
-        async with temporary_api_starting_async() if starts_ray else contextlib.nullcontext():
+        async with temporary_api_starting_async(enabled=self._ray.starts_local_instance):
             self._ray.ensure()
             try:
                 await self._start_run()
